@@ -1,0 +1,20 @@
+"""hierarchical: Bayesian hierarchical (mixed-effects) models on PyMC.
+
+Templates and lme4 formulas compile to real `pm.Model` graphs with named dims, are sampled
+with NUTS (nutpie by default) and are read as a statistician would: fixed effects, variance
+components, group effects and convergence verdicts.
+"""
+
+from . import datasets, exceptions
+from .fit import Fit
+from .formula import from_formula
+from .model import Model
+from .spec import GroupTerm, ModelSpec, Prior
+from .templates import logit_glmm, meta_analysis, poisson_glmm, random_intercepts, random_slopes
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Fit", "GroupTerm", "Model", "ModelSpec", "Prior", "datasets", "exceptions", "from_formula",
+    "logit_glmm", "meta_analysis", "poisson_glmm", "random_intercepts", "random_slopes",
+]

@@ -1,0 +1,29 @@
+"""Small real data sets shipped with the package (provenance in PROVENANCE.md)."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import pandas as pd
+
+FILES = {
+    "radon": "radon_mn.csv",
+    "radon_mn": "radon_mn.csv",
+    "radon_all": "radon_all.csv",
+    "sleepstudy": "sleepstudy.csv",
+    "epil": "epil.csv",
+    "insteval": "insteval.csv.gz",
+}
+
+
+def names() -> list[str]:
+    return sorted(FILES)
+
+
+def load(name: str) -> pd.DataFrame:
+    """Load a packaged data set by name (see ``names()``)."""
+    if name not in FILES:
+        raise KeyError(f"unknown data set {name!r}; available: {names()}")
+    with resources.as_file(resources.files(__name__) / FILES[name]) as path:
+        frame = pd.read_csv(path)
+    return frame.drop(columns=["rownames"], errors="ignore") if name != "epil" else frame

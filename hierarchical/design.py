@@ -1,0 +1,297 @@
+"""DataFrame -> validated arrays, group codes and coordinates.
+
+Every bad-input error starts here, before PyMC sees anything. The caller's DataFrame is
+never modified: we work on a copy of just the columns the model needs.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import formulae
+import numpy as np
+import pandas as pd
+
+from .exceptions import DataError, SpecError
+from .spec import GroupTerm, ModelSpec
+
+MAX_SHOWN = 5
+
+
+def _rows(index) -> str:
+    labels = [str(i) for i in list(index)[:MAX_SHOWN]]
+    more = len(index) - MAX_SHOWN
+    return ", ".join(labels) + (f" and {more} more" if more > 0 else "")
+
+
+def _show(value) -> str:
+    value = value.item() if hasattr(value, "item") else value
+    return f"{value:.6g}" if isinstance(value, float) else repr(value)
+
+
+def _values(values) -> str:
+    shown = [_show(v) for v in list(values)[:MAX_SHOWN]]
+    return ", ".join(shown) + (", ..." if len(values) > MAX_SHOWN else "")
+
+
+@dataclass
+class GroupDesign:
+    """One grouping factor: level codes per row, the Z columns and their names."""
+
+    term: GroupTerm
+    levels: list[str]
+    codes: np.ndarray
+    Z: np.ndarray
+    term_names: list[str]
+    matrix: object = field(repr=False)  # formulae design, to evaluate new data
+
+    @property
+    def name(self) -> str:
+        return self.term.group
+
+    @property
+    def counts(self) -> np.ndarray:
+        return np.bincount(self.codes, minlength=len(self.levels))
+
+    @property
+    def intercept_only(self) -> bool:
+        return self.term_names == ["Intercept"]
+
+
+@dataclass
+class Design:
+    """Validated numeric arrays for one model, plus what is needed to encode new data."""
+
+    spec: ModelSpec
+    data: pd.DataFrame  # the validated columns the model uses (a copy)
+    y: np.ndarray
+    X: np.ndarray
+    fixed_names: list[str]
+    fixed_matrix: object = field(repr=False)
+    groups: list[GroupDesign] = field(default_factory=list)
+    trials: np.ndarray | None = None
+    offset: np.ndarray | None = None
+    se: np.ndarray | None = None
+
+    @property
+    def n(self) -> int:
+        return len(self.y)
+
+
+def required_columns(spec: ModelSpec) -> list[str]:
+    """Every column the spec refers to, in a stable order."""
+    cols = [spec.response, *_formula_vars(spec.fixed, "the fixed part")]
+    for term in spec.groups:
+        cols += [*_formula_vars(term.expr, term.formula), *term.factors]
+    cols += [c for c in (spec.trials, spec.offset, spec.exposure, spec.se) if c]
+    return list(dict.fromkeys(cols))
+
+
+def _formula_vars(rhs: str, where: str) -> list[str]:
+    try:
+        names = formulae.model_description(rhs).var_names
+    except Exception as exc:  # formulae raises its own parse errors
+        raise SpecError(f"cannot parse {where} {rhs!r}: {exc}") from None
+    return sorted(names)
+
+
+def _check_frame(data) -> pd.DataFrame:
+    if not isinstance(data, pd.DataFrame):
+        raise DataError(f"data must be a pandas DataFrame, but got {type(data).__name__}")
+    if data.columns.duplicated().any():
+        dupes = sorted(set(map(str, data.columns[data.columns.duplicated()])))
+        raise DataError(f"data has duplicate column names {dupes}; rename them so each is unique")
+    if len(data) == 0:
+        raise DataError("data has no rows")
+    return data
+
+
+def _check_columns(data: pd.DataFrame, cols: list[str]) -> None:
+    missing = [c for c in cols if c not in data.columns]
+    if missing:
+        raise DataError(f"column(s) {missing} not found in data; available columns: "
+                        f"{[str(c) for c in data.columns]}")
+
+
+def _missing_mask(col: pd.Series) -> pd.Series:
+    mask = col.isna()
+    if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+        mask |= ~np.isfinite(col.to_numpy(dtype=float, na_value=np.nan))
+    return mask
+
+
+def _handle_missing(frame: pd.DataFrame, dropna: bool) -> pd.DataFrame:
+    masks = {c: _missing_mask(frame[c]) for c in frame.columns}
+    bad = {c: m for c, m in masks.items() if m.any()}
+    if not bad:
+        return frame
+    if not dropna:
+        c, m = next(iter(bad.items()))
+        others = [k for k in bad if k != c]
+        raise DataError(
+            f"column {c!r} has missing or non-finite values ({_values(frame[c][m].unique())}) "
+            f"in {int(m.sum())} row(s): {_rows(frame.index[m])}"
+            + (f"; also in columns {others}" if others else "")
+            + ". Fix or remove those rows, or pass dropna=True to drop them.")
+    drop = np.logical_or.reduce(list(bad.values()))
+    warnings.warn(f"dropna=True: dropped {int(drop.sum())} of {len(frame)} rows with missing "
+                  f"values in {sorted(bad)}", UserWarning, stacklevel=4)
+    kept = frame.loc[~drop]
+    if len(kept) == 0:
+        raise DataError("dropna=True dropped every row: no complete rows remain")
+    return kept
+
+
+def _numeric_response(frame: pd.DataFrame, spec: ModelSpec) -> np.ndarray:
+    col = frame[spec.response]
+    if pd.api.types.is_bool_dtype(col):
+        if spec.family != "bernoulli":
+            raise DataError(f"response {spec.response!r} is boolean; boolean responses need "
+                            f"family='bernoulli', not {spec.family!r}")
+        return col.to_numpy(dtype=float)
+    if not pd.api.types.is_numeric_dtype(col):
+        raise DataError(f"response {spec.response!r} must be numeric, but has dtype "
+                        f"{col.dtype} with values such as {_values(col.unique())}")
+    return col.to_numpy(dtype=float)
+
+
+def _check_family_values(frame: pd.DataFrame, spec: ModelSpec, y: np.ndarray,
+                         trials: np.ndarray | None) -> None:
+    name, idx = spec.response, frame.index
+
+    def fail(mask, what):
+        raise DataError(f"response {name!r} {what}: values {_values(y[mask])} "
+                        f"in row(s): {_rows(idx[mask])}")
+
+    if spec.family == "gaussian" and np.ptp(y) == 0:
+        raise DataError(f"response {name!r} is constant ({y[0]!r}); nothing to model")
+    if spec.family in ("poisson", "binomial"):
+        bad = (y < 0) | (y != np.round(y))
+        if bad.any():
+            fail(bad, "must be non-negative integer counts")
+    if spec.family == "bernoulli":
+        bad = ~np.isin(y, (0.0, 1.0))
+        if bad.any():
+            fail(bad, "must be 0/1 (or boolean) for family='bernoulli'")
+    if spec.family == "binomial":
+        bad = (trials < 1) | (trials != np.round(trials))
+        if bad.any():
+            raise DataError(f"trials column {spec.trials!r} must hold integers >= 1: values "
+                            f"{_values(trials[bad])} in row(s): {_rows(idx[bad])}")
+        over = y > trials
+        if over.any():
+            fail(over, f"cannot exceed trials {spec.trials!r} ({_values(trials[over])})")
+
+
+def _numeric_column(frame: pd.DataFrame, column: str, role: str) -> np.ndarray:
+    col = frame[column]
+    if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+        raise DataError(f"{role} column {column!r} must be numeric, but has dtype {col.dtype}")
+    return col.to_numpy(dtype=float)
+
+
+def _positive(values: np.ndarray, frame, column: str, role: str) -> np.ndarray:
+    bad = values <= 0
+    if bad.any():
+        raise DataError(f"{role} column {column!r} must be > 0: values {_values(values[bad])} "
+                        f"in row(s): {_rows(frame.index[bad])}")
+    return values
+
+
+def _group_labels(frame: pd.DataFrame, term: GroupTerm) -> tuple[np.ndarray, list[str]]:
+    """Level label per row (strings) and the ordered list of levels."""
+    parts = []
+    for factor in term.factors:
+        col = frame[factor]
+        if pd.api.types.is_float_dtype(col):
+            values = col.to_numpy()
+            frac = values != np.round(values)
+            if frac.any():
+                raise DataError(
+                    f"grouping column {factor!r} holds non-integer floats ({_values(values[frac])} "
+                    f"in row(s): {_rows(frame.index[frac])}); a grouping factor needs labels: "
+                    "use strings or integers")
+            col = col.astype("int64")
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            order = [c for c in col.cat.categories if c in set(col)]
+        else:
+            order = sorted(col.unique(), key=lambda v: (not isinstance(v, (int, np.integer)), v))
+        rank = {v: i for i, v in enumerate(order)}
+        parts.append((col.map(rank).to_numpy(), [str(v) for v in order]))
+    if len(parts) == 1:
+        codes, names = parts[0]
+        return np.asarray(names, dtype=object)[codes], names
+    keys = pd.MultiIndex.from_arrays([p[0] for p in parts])
+    combos = sorted(set(keys))
+    labels = [":".join(parts[i][1][c] for i, c in enumerate(combo)) for combo in combos]
+    lookup = dict(zip(combos, labels))
+    return np.asarray([lookup[k] for k in keys], dtype=object), labels
+
+
+def _design_matrix(rhs: str, frame: pd.DataFrame, where: str):
+    try:
+        dm = formulae.design_matrices(rhs, frame, na_action="error").common
+    except Exception as exc:
+        raise SpecError(f"cannot build {where} {rhs!r}: {exc}") from None
+    if dm is None:
+        return None, np.zeros((len(frame), 0)), []
+    names = [label for term in dm.terms.values() for label in term.labels]
+    return dm, np.asarray(dm.design_matrix, dtype=float), names
+
+
+def _check_rank(X: np.ndarray, names: list[str]) -> None:
+    if X.shape[1] == 0 or np.linalg.matrix_rank(X) == X.shape[1]:
+        return
+    keep: list[int] = []
+    for j in range(X.shape[1]):
+        if np.linalg.matrix_rank(X[:, keep + [j]]) == len(keep) + 1:
+            keep.append(j)
+    dropped = [names[j] for j in range(X.shape[1]) if j not in keep]
+    raise DataError(f"fixed-effect columns {dropped} are linear combinations of the others "
+                    "(collinear or constant); remove them from the model")
+
+
+def _group_design(frame: pd.DataFrame, term: GroupTerm) -> GroupDesign:
+    labels, levels = _group_labels(frame, term)
+    if len(levels) < 2:
+        raise DataError(f"grouping factor {term.group!r} has a single level ({levels[0]!r}); "
+                        "group effects need at least 2 levels")
+    codes = pd.Index(levels).get_indexer(labels)
+    dm, Z, names = _design_matrix(term.expr, frame, f"group term {term.formula}")
+    if not names:
+        raise SpecError(f"group term {term.formula} has no columns")
+    for j, name in enumerate(names):
+        if name == "Intercept":
+            continue
+        spread = pd.Series(Z[:, j]).groupby(codes).agg(np.ptp)
+        if (spread == 0).all():
+            raise DataError(
+                f"random slope {name!r} in {term.formula} never varies within any level of "
+                f"{term.group!r}, so its group-specific slopes are not identified; "
+                f"use it as a fixed effect only")
+    return GroupDesign(term=term, levels=levels, codes=codes, Z=Z, term_names=names, matrix=dm)
+
+
+def build_design(spec: ModelSpec, data: pd.DataFrame, *, dropna: bool = False) -> Design:
+    """Validate ``data`` against ``spec`` and encode it. Raises DataError / SpecError."""
+    data = _check_frame(data)
+    cols = required_columns(spec)
+    _check_columns(data, cols)
+    frame = _handle_missing(data.loc[:, cols].copy(), dropna)
+    y = _numeric_response(frame, spec)
+    trials = _numeric_column(frame, spec.trials, "trials") if spec.trials else None
+    _check_family_values(frame, spec, y, trials)
+    offset = _numeric_column(frame, spec.offset, "offset") if spec.offset else None
+    if spec.exposure:
+        exposure = _numeric_column(frame, spec.exposure, "exposure")
+        offset = np.log(_positive(exposure, frame, spec.exposure, "exposure"))
+    se = None
+    if spec.se:
+        se = _positive(_numeric_column(frame, spec.se, "standard error"), frame, spec.se,
+                       "standard error")
+    fixed_matrix, X, fixed_names = _design_matrix(spec.fixed, frame, "the fixed part")
+    _check_rank(X, fixed_names)
+    groups = [_group_design(frame, term) for term in spec.groups]
+    return Design(spec=spec, data=frame, y=y, X=X, fixed_names=fixed_names,
+                  fixed_matrix=fixed_matrix, groups=groups, trials=trials, offset=offset, se=se)

@@ -1,0 +1,118 @@
+"""`Fit`: posterior draws plus the model that made them, read as a statistician would."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import pandas as pd
+import xarray as xr
+from xarray import DataTree
+
+from . import diagnostics as diag
+from .graph import pair_labels
+from .summary import DEFAULT_PROB, summarize
+
+
+def _parameter_label(group: str, name: str) -> str:
+    """('Subject', 'Days') -> 'Subject_sd[Days]'; the corr and residual rows likewise."""
+    if group == "residual":
+        return name
+    if name.startswith("corr("):
+        return f"{group}_corr[{name[5:-1]}]"
+    return f"{group}_sd[{name}]"
+
+
+class Fit:
+    """A fitted model. ``idata`` is the arviz DataTree (posterior, sample_stats,
+    observed_data, log_likelihood); the methods return tidy pandas tables."""
+
+    def __init__(self, model, idata: DataTree, *, sampler: str, seconds: float | None = None):
+        self.model = model
+        self.idata = idata
+        self.sampler = sampler
+        self.seconds = seconds
+
+    @property
+    def spec(self):
+        return self.model.spec
+
+    @property
+    def posterior(self) -> xr.Dataset:
+        return self.idata.posterior.to_dataset()
+
+    def __repr__(self) -> str:
+        post = self.posterior
+        return (f"<hierarchical.Fit {self.spec.formula!r} ({self.spec.family}), sampler="
+                f"{self.sampler}, {post.sizes['chain']} chains x {post.sizes['draw']} draws; "
+                f"convergence {self.diagnostics().verdict}>")
+
+    def fixed_effects(self, prob: float = DEFAULT_PROB) -> pd.DataFrame:
+        """One row per fixed-effect term (``Intercept``, ``Days``, ``trt[progabide]``, ...)."""
+        names = self.model.design.fixed_names
+        if not names:
+            return summarize(xr.DataArray([[[]]], dims=("chain", "draw", "t")),
+                             pd.Index([], name="term"), prob)
+        return summarize(self.posterior["beta"], pd.Index(names, name="term"), prob)
+
+    def variance_components(self, prob: float = DEFAULT_PROB) -> pd.DataFrame:
+        """SDs (and correlations) per grouping factor, plus the residual SD.
+
+        Index (group, name): ("Subject", "Intercept"), ("Subject", "corr(Intercept, Days)"),
+        ("residual", "sigma").
+        """
+        post, parts = self.posterior, []
+        for g in self.model.design.groups:
+            index = pd.MultiIndex.from_product([[g.name], g.term_names], names=["group", "name"])
+            parts.append(summarize(post[f"{g.name}_sd"], index, prob))
+            if f"{g.name}_corr" in post:
+                index = pd.MultiIndex.from_product([[g.name], pair_labels(g.term_names)],
+                                                   names=["group", "name"])
+                parts.append(summarize(post[f"{g.name}_corr"], index, prob))
+        if "sigma" in post:
+            index = pd.MultiIndex.from_tuples([("residual", "sigma")], names=["group", "name"])
+            parts.append(summarize(post["sigma"].expand_dims("item", axis=-1), index, prob))
+        return pd.concat(parts)
+
+    def group_draws(self, group: str, kind: str = "total") -> xr.DataArray:
+        """Draws of one factor's effects, dims (chain, draw, <group>, <group>_term)."""
+        if kind not in ("total", "deviation"):
+            raise ValueError(f"kind must be 'total' or 'deviation', but got {kind!r}")
+        effect = self.posterior[f"{group}_effect"]
+        if kind == "deviation":
+            return effect
+        beta = self.posterior.get("beta")
+        terms = effect[f"{group}_term"].values
+        shared = [t for t in terms if beta is not None and t in beta["fixed_term"].values]
+        if not shared:
+            return effect
+        fixed = beta.sel(fixed_term=shared).rename(fixed_term=f"{group}_term")
+        return effect + fixed.reindex({f"{group}_term": terms}, fill_value=0.0)
+
+    def group_effects(self, kind: str = "total", prob: float = DEFAULT_PROB) -> pd.DataFrame:
+        """Index (group, level, term). ``kind="deviation"`` gives u_j, ``"total"`` beta + u_j."""
+        parts = []
+        for g in self.model.design.groups:
+            draws = self.group_draws(g.name, kind).transpose("chain", "draw", g.name, f"{g.name}_term")
+            index = pd.MultiIndex.from_product([[g.name], g.levels, g.term_names],
+                                               names=["group", "level", "term"])
+            parts.append(summarize(draws, index, prob))
+        return pd.concat(parts)
+
+    def _checked_table(self) -> pd.DataFrame:
+        tables = [self.fixed_effects().rename(index=lambda t: f"beta[{t}]")]
+        vc = self.variance_components()
+        vc.index = [_parameter_label(g, n) for g, n in vc.index]
+        tables.append(vc)
+        effects = self.group_effects(kind="deviation")
+        effects.index = [f"{g}_effect[{lvl}, {t}]" for g, lvl, t in effects.index]
+        tables.append(effects)
+        return pd.concat(tables)[["r_hat", "ess_bulk", "ess_tail"]]
+
+    @cached_property
+    def _diagnostics(self) -> diag.Diagnostics:
+        groups = [g.name for g in self.model.design.groups]
+        return diag.check(self._checked_table(), self.idata.sample_stats, groups)
+
+    def diagnostics(self) -> diag.Diagnostics:
+        """r_hat, ESS, divergences and E-BFMI with a pass/fail verdict."""
+        return self._diagnostics

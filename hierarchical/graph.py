@@ -1,0 +1,136 @@
+"""`Design` + priors -> a `pm.Model` with named dims.
+
+Variables (``g`` is a grouping factor, e.g. ``county``):
+
+* ``beta`` (dim ``fixed_term``): fixed effects, coordinates are term names.
+* ``g_sd`` (dim ``g_term``): SD of each group-level term.
+* ``g_corr_chol`` / ``g_corr`` (dim ``g_pair``): LKJ correlation, correlated terms only.
+* ``g_z``: standard-normal raw effects (non-centred only).
+* ``g_effect`` (dims ``g``, ``g_term``): the group deviations u_j.
+* ``sigma``: Gaussian residual SD.
+* the likelihood, named after the response column (dim ``obs``).
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+
+from .design import Design, GroupDesign
+from .priors import PriorEntry
+from .spec import Prior
+
+
+def prior_variable(name: str, dist: str, params: dict, **kwargs):
+    """A PyMC variable for one prior; parameters as floats (integer tensors break logps)."""
+    floats = {k: np.asarray(v, dtype=float) for k, v in params.items()}
+    return getattr(pm, dist)(name, **floats, **kwargs)
+
+
+def _vector_prior(name: str, priors: list[Prior], labels: list[str], dims: str):
+    """One vector variable when all elements share a distribution, else one per element."""
+    dists = {(p.dist, tuple(sorted(p.params))) for p in priors}
+    if len(dists) == 1:
+        params = {k: [p.params[k] for p in priors] for k in priors[0].params}
+        return prior_variable(name, priors[0].dist, params, dims=dims)
+    parts = [prior_variable(f"{name}[{label}]", p.dist, p.params) for p, label in zip(priors, labels)]
+    return pm.Deterministic(name, pt.stack(parts), dims=dims)
+
+
+def pairs(term_names: list[str]) -> list[tuple[int, int]]:
+    return list(combinations(range(len(term_names)), 2))
+
+
+def pair_labels(term_names: list[str]) -> list[str]:
+    return [f"corr({term_names[i]}, {term_names[j]})" for i, j in pairs(term_names)]
+
+
+def _group_effects(g: GroupDesign, entries: dict[str, PriorEntry]):
+    name, k = g.name, len(g.term_names)
+    dims = (name, f"{name}_term")
+    sd = _vector_prior(f"{name}_sd", [entries[f"{name}_sd[{t}]"].prior for t in g.term_names],
+                       g.term_names, dims=f"{name}_term")
+    if g.term.correlated and k > 1:
+        eta = entries[f"{name}_corr"].prior.params["eta"]
+        chol = pm.LKJCorr(f"{name}_corr_chol", n=k, eta=eta)
+        corr = chol @ chol.T
+        rows, cols = zip(*pairs(g.term_names))
+        pm.Deterministic(f"{name}_corr", corr[list(rows), list(cols)], dims=f"{name}_pair")
+        if g.term.centered:
+            return pm.MvNormal(f"{name}_effect", mu=np.zeros(k), chol=sd[:, None] * chol, dims=dims)
+        z = pm.Normal(f"{name}_z", 0.0, 1.0, dims=dims)
+        return pm.Deterministic(f"{name}_effect", (z @ chol.T) * sd, dims=dims)
+    if g.term.centered:
+        return pm.Normal(f"{name}_effect", 0.0, sd, dims=dims)
+    z = pm.Normal(f"{name}_z", 0.0, 1.0, dims=dims)
+    return pm.Deterministic(f"{name}_effect", z * sd, dims=dims)
+
+
+def _group_contribution(g: GroupDesign, effect):
+    if g.intercept_only:
+        return effect[g.codes, 0]
+    return (effect[g.codes] * g.Z).sum(axis=1)
+
+
+def coords(design: Design) -> dict[str, list]:
+    out: dict[str, list] = {"fixed_term": list(design.fixed_names), "obs": list(range(design.n))}
+    for g in design.groups:
+        out[g.name] = list(g.levels)
+        out[f"{g.name}_term"] = list(g.term_names)
+        if g.term.correlated and len(g.term_names) > 1:
+            out[f"{g.name}_pair"] = pair_labels(g.term_names)
+    return out
+
+
+def linear_predictor(design: Design, entries: dict[str, PriorEntry]):
+    """Build the priors and return eta = offset + X beta + sum_g Z_g u_g (inside a model)."""
+    eta = pt.zeros(design.n)
+    if design.fixed_names:
+        beta = _vector_prior("beta", [entries[t].prior for t in design.fixed_names],
+                             design.fixed_names, dims="fixed_term")
+        eta = pt.as_tensor(design.X) @ beta
+    for g in design.groups:
+        eta = eta + _group_contribution(g, _group_effects(g, entries))
+    if design.offset is not None:
+        eta = eta + design.offset
+    return eta
+
+
+RESERVED = {"beta", "sigma", "obs", "fixed_term"}
+
+
+def observed_name(design: Design) -> str:
+    """The likelihood is named after the response unless that clashes with a model name."""
+    taken = RESERVED | {g.name for g in design.groups}
+    taken |= {f"{g.name}_{suffix}" for g in design.groups
+              for suffix in ("sd", "z", "effect", "corr", "corr_chol", "term", "pair")}
+    name = design.spec.response
+    return f"{name}_obs" if name in taken else name
+
+
+def likelihood(design: Design, eta, entries: dict[str, PriorEntry]):
+    spec, name = design.spec, observed_name(design)
+    obs = dict(observed=design.y, dims="obs")
+    if spec.family == "gaussian":
+        prior = entries["sigma"].prior
+        sigma = prior_variable("sigma", prior.dist, prior.params)
+        return pm.Normal(name, mu=eta, sigma=sigma, **obs)
+    if spec.family == "meta":
+        return pm.Normal(name, mu=eta, sigma=design.se, **obs)
+    if spec.family == "poisson":
+        return pm.Poisson(name, mu=pt.exp(eta), **obs)
+    if spec.family == "bernoulli":
+        return pm.Bernoulli(name, logit_p=eta, **obs)
+    return pm.Binomial(name, n=design.trials.astype("int64"), logit_p=eta, **obs)
+
+
+def build_pymc_model(design: Design, entries: list[PriorEntry]) -> pm.Model:
+    """Compile the design and priors into a `pm.Model` whose coords are real names."""
+    by_label = {e.label: e for e in entries}
+    with pm.Model(coords=coords(design)) as model:
+        eta = linear_predictor(design, by_label)
+        likelihood(design, eta, by_label)
+    return model

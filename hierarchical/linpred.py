@@ -1,0 +1,52 @@
+"""The linear predictor eta = offset + X beta + sum_g Z_g u_g[code], evaluated on draws."""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+from xarray import DataTree
+
+from . import families
+from .design import Design
+from .graph import observed_name
+
+
+def eta_draws(posterior: xr.Dataset, X: np.ndarray, groups: list[tuple[str, np.ndarray, np.ndarray]],
+              offset: np.ndarray | None = None, effects: dict[str, np.ndarray] | None = None
+              ) -> np.ndarray:
+    """eta with shape (chain, draw, rows).
+
+    ``groups`` holds (name, level codes, Z) per grouping factor; ``effects`` may replace a
+    factor's posterior effects (chain, draw, level, term), e.g. with new levels appended.
+    """
+    effects = effects or {}
+    if X.shape[1]:
+        eta = np.einsum("cdp,np->cdn", posterior["beta"].values, X)
+    else:
+        eta = np.zeros(posterior.sizes["chain"], posterior.sizes["draw"], X.shape[0])
+    for name, codes, Z in groups:
+        u = effects.get(name)
+        if u is None:
+            u = posterior[f"{name}_effect"].transpose("chain", "draw", name, f"{name}_term").values
+        eta = eta + np.einsum("cdnk,nk->cdn", u[:, :, codes, :], Z)
+    if offset is not None:
+        eta = eta + offset
+    return eta
+
+
+def in_sample_eta(posterior: xr.Dataset, design: Design) -> np.ndarray:
+    groups = [(g.name, g.codes, g.Z) for g in design.groups]
+    return eta_draws(posterior, design.X, groups, design.offset)
+
+
+def log_likelihood_group(posterior: xr.Dataset, design: Design) -> DataTree:
+    """Pointwise log likelihood of the observed rows, as the ``log_likelihood`` group."""
+    eta = in_sample_eta(posterior, design)
+    sigma = posterior["sigma"].values[..., None] if "sigma" in posterior else None
+    ll = families.log_likelihood(design.spec.family, design.y, eta, sigma=sigma, se=design.se,
+                                 trials=design.trials)
+    name = observed_name(design)
+    data = xr.Dataset({name: (("chain", "draw", "obs"), ll)},
+                      coords={"chain": posterior["chain"], "draw": posterior["draw"],
+                              "obs": np.arange(design.n)})
+    return DataTree(data)

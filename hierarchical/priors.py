@@ -1,0 +1,189 @@
+"""Default priors scaled to the data, user overrides, and the table of priors in use.
+
+The rule (rstanarm-style autoscaling, on the link scale):
+
+* ``s`` is the outcome scale: sd(y) for Gaussian models, sd of the estimates for a
+  meta-analysis (mean se when there is one site), and 1 for logit / log links.
+* ``m`` is the outcome location on the link scale: mean(y); log(mean(y / exposure)) for
+  Poisson; logit(mean(y / trials)) for logit models (clipped to [0.01, 0.99]).
+* slope of column x: ``Normal(0, 2.5 s / sd(x))``.
+* ``Intercept``: ``Normal(m, sqrt((2.5 s)^2 + sum_k (2.5 s / sd(x_k))^2 mean(x_k)^2))``, i.e.
+  the prior implied for the intercept at x = 0 when the intercept at the predictor means
+  is ``Normal(m, 2.5 s)``: predictors need not be centred.
+* group SD of term z: ``HalfNormal(s / sd(z))`` (``sd(z) = 1`` for the intercept).
+* correlations: ``LKJ(eta=2)``, mildly favouring small correlations.
+* Gaussian residual SD ``sigma``: ``HalfNormal(s)``.
+
+Override keys (DESIGN.md): ``"Intercept"``, a fixed term name, ``"fixed"`` (all
+non-intercept fixed effects), ``"<group>_sd"``, ``"<group>_sd[<term>]"``, ``"<group>_corr"``,
+``"sigma"``. The most specific key wins.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .design import Design
+from .exceptions import PriorError
+from .spec import Prior
+
+LOCATION_SCALE = {"Normal", "StudentT", "Cauchy", "Laplace", "Logistic", "SkewNormal",
+                  "Uniform", "Flat", "TruncatedNormal"}
+POSITIVE = {"HalfNormal", "HalfCauchy", "HalfStudentT", "Exponential", "Gamma",
+            "InverseGamma", "LogNormal", "Weibull", "HalfFlat", "Uniform", "TruncatedNormal"}
+CORRELATION = {"LKJ", "LKJCorr"}
+POSITIVE_PARAMS = {"sigma", "beta", "lam", "nu", "eta", "alpha", "tau"}
+
+
+@dataclass(frozen=True)
+class PriorEntry:
+    """One prior in use: the parameter it sits on, the key that overrides it, and why."""
+
+    label: str        # e.g. "Days", "Subject_sd[Days]", "Subject_corr", "sigma"
+    key: str          # the most specific override key for it
+    kind: str         # "fixed" | "sd" | "corr" | "sigma"
+    prior: Prior
+    source: str
+
+
+def _r(x: float) -> float:
+    return float(f"{x:.4g}")
+
+
+def _outcome_scale(design: Design) -> tuple[float, float, str, str]:
+    """(location m, scale s, how m was found, how s was found) on the link scale."""
+    spec, y = design.spec, design.y
+    name = spec.response
+    if spec.family == "gaussian":
+        return float(y.mean()), float(y.std(ddof=1)), f"mean({name})", f"sd({name})"
+    if spec.family == "meta":
+        s = float(y.std(ddof=1)) if len(y) > 1 else float(design.se.mean())
+        return float(y.mean()), s, f"mean({name})", f"sd({name})"
+    if spec.family == "poisson":
+        rate = y if design.offset is None else y / np.exp(design.offset)
+        return math.log(max(rate.mean(), 1e-2)), 1.0, f"log(mean rate of {name})", "unit (log link)"
+    p = y.mean() if spec.family == "bernoulli" else (y / design.trials).mean()
+    p = min(max(p, 0.01), 0.99)
+    return math.log(p / (1 - p)), 1.0, f"logit(mean {name})", "unit (logit link)"
+
+
+def _column_sd(values: np.ndarray) -> float:
+    sd = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    return sd if sd > 0 else 1.0
+
+
+def default_priors(design: Design) -> list[PriorEntry]:
+    """The data-scaled default prior for every parameter of the model."""
+    m, s, m_src, s_src = _outcome_scale(design)
+    entries: list[PriorEntry] = []
+    slope_var = 0.0
+    for j, term in enumerate(design.fixed_names):
+        if term == "Intercept":
+            continue
+        x = design.X[:, j]
+        sd_x = _column_sd(x)
+        scale = 2.5 * s / sd_x
+        slope_var += (scale * x.mean()) ** 2
+        entries.append(PriorEntry(term, term, "fixed", Prior("Normal", mu=0.0, sigma=_r(scale)),
+                                  f"default: 2.5 * {s_src} / sd({term}) = {_r(scale)}"))
+    if "Intercept" in design.fixed_names:
+        scale = math.sqrt((2.5 * s) ** 2 + slope_var)
+        entries.insert(0, PriorEntry(
+            "Intercept", "Intercept", "fixed", Prior("Normal", mu=_r(m), sigma=_r(scale)),
+            f"default: mu = {m_src}; sigma = 2.5 * {s_src}, widened for uncentred predictors"))
+    for g in design.groups:
+        for j, term in enumerate(g.term_names):
+            sd_z = 1.0 if term == "Intercept" else _column_sd(g.Z[:, j])
+            scale = s / sd_z
+            how = f"{s_src}" if term == "Intercept" else f"{s_src} / sd({term})"
+            entries.append(PriorEntry(f"{g.name}_sd[{term}]", f"{g.name}_sd[{term}]", "sd",
+                                      Prior("HalfNormal", sigma=_r(scale)),
+                                      f"default: {how} = {_r(scale)}"))
+        if g.term.correlated and len(g.term_names) > 1:
+            entries.append(PriorEntry(f"{g.name}_corr", f"{g.name}_corr", "corr",
+                                      Prior("LKJ", eta=2.0), "default: LKJ(eta=2)"))
+    if design.spec.family == "gaussian":
+        entries.append(PriorEntry("sigma", "sigma", "sigma", Prior("HalfNormal", sigma=_r(s)),
+                                  f"default: {s_src} = {_r(s)}"))
+    return entries
+
+
+def _keys_for(entry: PriorEntry) -> list[str]:
+    """Override keys that reach this entry, most specific first."""
+    if entry.kind == "fixed":
+        return [entry.label] if entry.label == "Intercept" else [entry.label, "fixed"]
+    if entry.kind == "sd":
+        return [entry.label, entry.label.split("[")[0]]
+    return [entry.label]
+
+
+def _validate(key: str, prior: Prior, kind: str) -> None:
+    allowed = {"fixed": LOCATION_SCALE | POSITIVE, "sd": POSITIVE, "sigma": POSITIVE,
+               "corr": CORRELATION}[kind]
+    if prior.dist not in allowed:
+        raise PriorError(f"prior for {key!r} must be one of {sorted(allowed)}, but got "
+                         f"{prior.dist!r}" + (" (an SD needs a positive distribution)"
+                                              if kind in ("sd", "sigma") else ""))
+    for name, value in prior.params.items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            raise PriorError(f"prior {prior!r} for {key!r}: parameter {name} must be a finite "
+                             f"number, but got {value!r}")
+        if name in POSITIVE_PARAMS and value <= 0:
+            raise PriorError(f"prior {prior!r} for {key!r}: parameter {name} must be > 0, "
+                             f"but got {value!r}")
+    if prior.dist in CORRELATION and set(prior.params) != {"eta"}:
+        raise PriorError(f"prior for {key!r} takes only eta, as in Prior('LKJ', eta=2), "
+                         f"but got {prior!r}")
+    if prior.dist not in CORRELATION:
+        _check_pymc_signature(key, prior)
+
+
+def _check_pymc_signature(key: str, prior: Prior) -> None:
+    import inspect
+
+    import pymc as pm  # only the signature is inspected; no graph is built here
+
+    dist = getattr(pm, prior.dist).dist
+    accepted = [name for name, p in inspect.signature(dist).parameters.items()
+                if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and name != "cls"]
+    unknown = sorted(set(prior.params) - set(accepted))
+    if unknown:
+        raise PriorError(f"prior {prior!r} for {key!r}: pymc.{prior.dist} has no parameter(s) "
+                         f"{unknown}; it takes {accepted}")
+    try:
+        getattr(pm, prior.dist).dist(**prior.params)
+    except Exception as exc:
+        raise PriorError(f"prior {prior!r} for {key!r} is not a valid pymc.{prior.dist}: "
+                         f"{exc}") from None
+
+
+def resolve_priors(design: Design, overrides: dict[str, Prior]) -> list[PriorEntry]:
+    """Defaults with the user's overrides applied; unknown keys are an error."""
+    entries = default_priors(design)
+    valid = {k for e in entries for k in _keys_for(e)}
+    unknown = sorted(set(overrides) - valid)
+    if unknown:
+        raise PriorError(f"unknown prior key(s) {unknown}; valid keys for this model: "
+                         f"{sorted(valid)}")
+    resolved = []
+    for entry in entries:
+        key = next((k for k in _keys_for(entry) if k in overrides), None)
+        if key is None:
+            resolved.append(entry)
+            continue
+        _validate(key, overrides[key], entry.kind)
+        resolved.append(PriorEntry(entry.label, entry.key, entry.kind, overrides[key],
+                                   f"user: {key!r}"))
+    return resolved
+
+
+def priors_table(entries: list[PriorEntry]) -> pd.DataFrame:
+    """The priors in use as a DataFrame indexed by parameter label."""
+    return pd.DataFrame(
+        {"key": [e.key for e in entries], "prior": [repr(e.prior) for e in entries],
+         "source": [e.source for e in entries]},
+        index=pd.Index([e.label for e in entries], name="parameter"))

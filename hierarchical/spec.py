@@ -1,0 +1,168 @@
+"""Frozen, PyMC-free description of a hierarchical model.
+
+A `ModelSpec` is what templates and formulas produce and what `Model` consumes. It holds
+names only (columns, terms, families); data are bound later by `design.py`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .exceptions import PriorError, SpecError
+
+FAMILIES = ("gaussian", "poisson", "bernoulli", "binomial", "meta")
+LINKS = {"gaussian": "identity", "meta": "identity", "poisson": "log", "bernoulli": "logit",
+         "binomial": "logit"}
+
+
+class Prior:
+    """A named PyMC distribution with fixed parameters, e.g. ``Prior("Normal", mu=0, sigma=5)``."""
+
+    __slots__ = ("dist", "_params")
+
+    def __init__(self, dist: str, **params: Any):
+        if not isinstance(dist, str) or not dist:
+            raise PriorError(f"Prior distribution must be a PyMC distribution name, but got {dist!r}")
+        object.__setattr__(self, "dist", dist)
+        object.__setattr__(self, "_params", tuple(sorted(params.items())))
+
+    def __setattr__(self, name, value):
+        raise AttributeError("Prior is immutable")
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self._params)
+
+    def __eq__(self, other):
+        return isinstance(other, Prior) and (self.dist, self._params) == (other.dist, other._params)
+
+    def __hash__(self):
+        return hash((self.dist, tuple((k, float(v)) for k, v in self._params)))
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={_fmt(v)}" for k, v in self._params)
+        return f"{self.dist}({args})"
+
+    def to_dict(self) -> dict:
+        return {"dist": self.dist, **{k: float(v) for k, v in self._params}}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Prior":
+        d = dict(d)
+        return cls(d.pop("dist"), **d)
+
+
+def _fmt(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else repr(v)
+
+
+@dataclass(frozen=True)
+class GroupTerm:
+    """Group-specific effects ``(expr | group)``.
+
+    ``group`` is a column name or an interaction of columns (``"school:class"`` for nested
+    effects). ``expr`` is the lme4 left-hand side (``"1"``, ``"1 + Days"``, ``"0 + x"``).
+    ``correlated=False`` is lme4's ``||``. ``centered`` picks the parameterisation.
+    """
+
+    group: str
+    expr: str = "1"
+    correlated: bool = True
+    centered: bool = False
+
+    @property
+    def factors(self) -> tuple[str, ...]:
+        return tuple(part.strip() for part in self.group.split(":"))
+
+    @property
+    def formula(self) -> str:
+        bar = "|" if self.correlated else "||"
+        return f"({self.expr} {bar} {self.group})"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What to fit: response, fixed part, group terms, family and column roles.
+
+    ``fixed`` is the right-hand side of the population-level part in formulae syntax
+    (``"1 + floor"``, ``"0 + x"``, ``"trt * period"``).
+    """
+
+    response: str
+    fixed: str = "1"
+    groups: tuple[GroupTerm, ...] = ()
+    family: str = "gaussian"
+    trials: str | None = None
+    offset: str | None = None
+    exposure: str | None = None
+    se: str | None = None
+    priors: tuple[tuple[str, Prior], ...] = field(default=())
+
+    def __post_init__(self):
+        if self.family not in FAMILIES:
+            raise SpecError(f"family must be one of {FAMILIES}, but got {self.family!r}")
+        if not isinstance(self.response, str) or not self.response:
+            raise SpecError(f"response must be a column name, but got {self.response!r}")
+        if self.family == "binomial" and self.trials is None:
+            raise SpecError("family='binomial' needs trials=<column with the number of trials>")
+        if self.trials is not None and self.family != "binomial":
+            raise SpecError(f"trials={self.trials!r} only applies to family='binomial', not {self.family!r}")
+        if (self.offset or self.exposure) and self.family != "poisson":
+            raise SpecError(f"offset/exposure only apply to family='poisson', not {self.family!r}")
+        if self.offset and self.exposure:
+            raise SpecError("give either offset= (log scale) or exposure= (positive), not both")
+        if (self.se is None) != (self.family != "meta"):
+            raise SpecError("se= (known standard errors) is required for, and only for, meta-analysis")
+        names = [g.group for g in self.groups]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise SpecError(f"grouping factor(s) {dupes} appear in more than one group term; "
+                            "combine them into one term such as (1 + x | g) or (1 + x || g)")
+        for key, prior in self.priors:
+            if not isinstance(prior, Prior):
+                raise PriorError(f"prior for {key!r} must be a hier.Prior, but got {prior!r}")
+
+    @property
+    def link(self) -> str:
+        return LINKS[self.family]
+
+    @property
+    def prior_overrides(self) -> dict[str, Prior]:
+        return dict(self.priors)
+
+    @property
+    def formula(self) -> str:
+        rhs = " + ".join([self.fixed] + [g.formula for g in self.groups])
+        return f"{self.response} ~ {rhs}"
+
+    def with_priors(self, priors: dict[str, Prior] | None) -> "ModelSpec":
+        """A copy with these prior overrides added (later keys win)."""
+        merged = {**self.prior_overrides, **(priors or {})}
+        return replace(self, priors=tuple(merged.items()))
+
+    def with_centered(self, groups: bool | str | list[str] = True) -> "ModelSpec":
+        """A copy with the named grouping factors (or all, for True) centred."""
+        if isinstance(groups, str):
+            groups = [groups]
+        unknown = [] if isinstance(groups, bool) else sorted(set(groups) - {g.group for g in self.groups})
+        if unknown:
+            raise SpecError(f"centered names unknown grouping factor(s) {unknown}; "
+                            f"valid: {[g.group for g in self.groups]}")
+        terms = tuple(
+            replace(g, centered=bool(groups) if isinstance(groups, bool) else g.group in groups)
+            for g in self.groups)
+        return replace(self, groups=terms)
+
+    def to_dict(self) -> dict:
+        return {"response": self.response, "fixed": self.fixed, "family": self.family,
+                "groups": [vars(g).copy() for g in self.groups],
+                "trials": self.trials, "offset": self.offset, "exposure": self.exposure,
+                "se": self.se, "priors": {k: p.to_dict() for k, p in self.priors}}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelSpec":
+        d = dict(d)
+        d["groups"] = tuple(GroupTerm(**g) for g in d["groups"])
+        d["priors"] = tuple((k, Prior.from_dict(p)) for k, p in d["priors"].items())
+        return cls(**d)

@@ -1,0 +1,115 @@
+"""Bad input raises a hierarchical error naming column, value and rows, before PyMC runs,
+and the caller's DataFrame is left exactly as it was."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import hierarchical as hier
+from hierarchical.exceptions import DataError, FormulaError, PriorError, SpecError
+
+from .conftest import frame_hash
+
+
+def small_frame() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    g = np.repeat(["a", "b", "c", "d"], 5)
+    return pd.DataFrame({"y": rng.normal(size=20), "x": rng.normal(size=20),
+                         "z": np.tile([0.0, 1.0, 2.0, 3.0, 4.0], 4), "g": g,
+                         "k": rng.poisson(3, size=20), "cat": np.tile(list("pqrst"), 4)})
+
+
+def with_value(column, row, value):
+    def edit(frame):
+        frame = frame.copy()
+        frame[column] = frame[column].astype(object) if value is None else frame[column]
+        frame.loc[row, column] = value
+        return frame
+    return edit
+
+
+CASES = [
+    # (id, formula / spec builder, data edit, model kwargs, error, words that must appear)
+    ("missing column", "y ~ x + w + (1|g)", None, {}, DataError, ["'w'", "not found", "available"]),
+    ("missing group column", "y ~ x + (1|school)", None, {}, DataError, ["'school'", "not found"]),
+    ("NaN response", "y ~ x + (1|g)", with_value("y", 3, np.nan), {}, DataError,
+     ["'y'", "nan", "row(s): 3", "dropna=True"]),
+    ("inf predictor", "y ~ x + (1|g)", with_value("x", 7, np.inf), {}, DataError,
+     ["'x'", "inf", "row(s): 7"]),
+    ("None group", "y ~ x + (1|g)", with_value("g", 11, None), {}, DataError,
+     ["'g'", "None", "row(s): 11"]),
+    ("string response", "cat ~ x + (1|g)", None, {}, DataError, ["'cat'", "numeric", "'p'"]),
+    ("one level", "y ~ x + (1|g)", lambda f: f.assign(g="a"), {}, DataError,
+     ["'g'", "single level", "'a'"]),
+    ("slope constant within groups", "y ~ x + (1 + w|g)",
+     lambda f: f.assign(w=f["g"].map({"a": 1.0, "b": 2.0, "c": 3.0, "d": 4.0})), {}, DataError,
+     ["'w'", "never varies within", "'g'"]),
+    ("float group labels", "y ~ x + (1|h)", lambda f: f.assign(h=f["x"]), {}, DataError,
+     ["'h'", "non-integer floats", "row(s): 0"]),
+    ("empty frame", "y ~ x + (1|g)", lambda f: f.iloc[:0], {}, DataError, ["no rows"]),
+    ("duplicate column names", "y ~ x + (1|g)",
+     lambda f: pd.concat([f, f[["x"]]], axis=1), {}, DataError, ["duplicate", "'x'"]),
+    ("constant response", "y ~ x + (1|g)", lambda f: f.assign(y=2.0), {}, DataError,
+     ["'y'", "constant"]),
+    ("collinear predictors", "y ~ x + x2 + (1|g)", lambda f: f.assign(x2=2 * f["x"]), {},
+     DataError, ["'x2'", "linear combinations"]),
+    ("not a DataFrame", "y ~ x + (1|g)", lambda f: f.to_dict(), {}, DataError, ["DataFrame", "dict"]),
+    ("unknown family", "y ~ x + (1|g)", None, {"family": "gamma"}, SpecError,
+     ["family", "'gamma'", "gaussian"]),
+    ("formula syntax", "y ~ x + (1|g", None, {}, FormulaError, ["unclosed", "position 8"]),
+    ("unknown prior key", "y ~ x + (1|g)", None, {"priors": {"g_sigma": hier.Prior("HalfNormal", sigma=1)}},
+     PriorError, ["'g_sigma'", "valid keys", "g_sd"]),
+    ("negative prior scale", "y ~ x + (1|g)", None, {"priors": {"g_sd": hier.Prior("HalfNormal", sigma=-1)}},
+     PriorError, ["sigma", "> 0", "-1"]),
+    ("SD prior not positive", "y ~ x + (1|g)", None, {"priors": {"sigma": hier.Prior("Normal", mu=0, sigma=1)}},
+     PriorError, ["'sigma'", "positive"]),
+    ("misspelt prior parameter", "y ~ x + (1|g)", None, {"priors": {"x": hier.Prior("Normal", mu=0, sd=1)}},
+     PriorError, ["'x'", "Normal"]),
+    ("Poisson fractional counts", "y ~ x + (1|g)", None, {"family": "poisson"}, DataError,
+     ["'y'", "non-negative integer", "row(s): 0"]),
+    ("Bernoulli outside 0/1", "k ~ x + (1|g)", None, {"family": "bernoulli"}, DataError,
+     ["'k'", "0/1"]),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_a_clear_error(case):
+    _, formula, edit, kwargs, error, words = case
+    frame = small_frame() if edit is None else edit(small_frame())
+    before = frame_hash(frame) if isinstance(frame, pd.DataFrame) and frame.columns.is_unique else None
+    with pytest.raises(error) as err:
+        hier.Model(formula, frame, **kwargs)
+    for word in words:
+        assert word in str(err.value), f"{word!r} not in: {err.value}"
+    assert "pytensor" not in str(err.value).lower()
+    if before is not None:
+        assert frame_hash(frame) == before
+
+
+def test_dropna_drops_with_a_warning_and_leaves_caller_data_alone():
+    frame = small_frame()
+    frame.loc[[2, 5], "x"] = np.nan
+    before = frame_hash(frame)
+    with pytest.warns(UserWarning, match="dropped 2 of 20 rows"):
+        model = hier.Model("y ~ x + (1|g)", frame, dropna=True)
+    assert model.design.n == 18
+    assert frame_hash(frame) == before
+
+
+def test_valid_model_does_not_modify_the_callers_frame():
+    frame = small_frame()
+    before = frame_hash(frame)
+    hier.Model("y ~ x + cat + (1 + z|g)", frame)
+    assert frame_hash(frame) == before
+
+
+def test_integer_valued_float_groups_are_labels():
+    frame = small_frame().assign(h=lambda f: f["g"].map({"a": 1.0, "b": 2.0, "c": 3.0, "d": 4.0}))
+    model = hier.Model("y ~ x + (1|h)", frame)
+    assert model.design.groups[0].levels == ["1", "2", "3", "4"]
+
+
+def test_template_and_model_arguments_must_not_conflict():
+    spec = hier.random_intercepts("y", group="g", predictors=["x"])
+    with pytest.raises(SpecError, match="family"):
+        hier.Model(spec, small_frame(), family="poisson")
