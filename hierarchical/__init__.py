@@ -9,6 +9,7 @@ from . import datasets, exceptions
 from .fit import Fit
 from .formula import from_formula
 from .model import Model
+from .persist import load
 from .spec import GroupTerm, ModelSpec, Prior
 from .templates import logit_glmm, meta_analysis, poisson_glmm, random_intercepts, random_slopes
 
@@ -16,5 +17,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Fit", "GroupTerm", "Model", "ModelSpec", "Prior", "datasets", "exceptions", "from_formula",
-    "logit_glmm", "meta_analysis", "poisson_glmm", "random_intercepts", "random_slopes",
+    "load", "logit_glmm", "meta_analysis", "poisson_glmm", "random_intercepts", "random_slopes",
 ]

@@ -199,34 +199,45 @@ def _positive(values: np.ndarray, frame, column: str, role: str) -> np.ndarray:
     return values
 
 
-def _group_labels(frame: pd.DataFrame, term: GroupTerm) -> tuple[np.ndarray, list[str]]:
-    """Level label per row (strings) and the ordered list of levels."""
-    parts = []
+def _factor_column(frame: pd.DataFrame, factor: str) -> pd.Series:
+    """A grouping column as labels: integer-valued floats become ints, fractions are refused."""
+    col = frame[factor]
+    if pd.api.types.is_float_dtype(col):
+        values = col.to_numpy()
+        frac = values != np.round(values)
+        if frac.any():
+            raise DataError(
+                f"grouping column {factor!r} holds non-integer floats ({_values(values[frac])} "
+                f"in row(s): {_rows(frame.index[frac])}); a grouping factor needs labels: "
+                "use strings or integers")
+        col = col.astype("int64")
+    return col
+
+
+def row_labels(frame: pd.DataFrame, term: GroupTerm) -> np.ndarray:
+    """The level label of every row, as strings (``"a1:b2"`` for an interaction factor)."""
+    parts = [_factor_column(frame, f).astype(str).to_numpy(dtype=object) for f in term.factors]
+    labels = parts[0]
+    for part in parts[1:]:
+        labels = labels + ":" + part
+    return labels
+
+
+def _level_order(frame: pd.DataFrame, term: GroupTerm) -> list[str]:
+    """Observed levels: category order, else numeric order for integers, else sorted text."""
+    keys = []
     for factor in term.factors:
-        col = frame[factor]
-        if pd.api.types.is_float_dtype(col):
-            values = col.to_numpy()
-            frac = values != np.round(values)
-            if frac.any():
-                raise DataError(
-                    f"grouping column {factor!r} holds non-integer floats ({_values(values[frac])} "
-                    f"in row(s): {_rows(frame.index[frac])}); a grouping factor needs labels: "
-                    "use strings or integers")
-            col = col.astype("int64")
+        col = _factor_column(frame, factor)
         if isinstance(col.dtype, pd.CategoricalDtype):
-            order = [c for c in col.cat.categories if c in set(col)]
+            rank = {c: i for i, c in enumerate(col.cat.categories)}
+            keys.append(col.map(rank).to_numpy())
+        elif pd.api.types.is_integer_dtype(col) or pd.api.types.is_bool_dtype(col):
+            keys.append(col.to_numpy())
         else:
-            order = sorted(col.unique(), key=lambda v: (not isinstance(v, (int, np.integer)), v))
-        rank = {v: i for i, v in enumerate(order)}
-        parts.append((col.map(rank).to_numpy(), [str(v) for v in order]))
-    if len(parts) == 1:
-        codes, names = parts[0]
-        return np.asarray(names, dtype=object)[codes], names
-    keys = pd.MultiIndex.from_arrays([p[0] for p in parts])
-    combos = sorted(set(keys))
-    labels = [":".join(parts[i][1][c] for i, c in enumerate(combo)) for combo in combos]
-    lookup = dict(zip(combos, labels))
-    return np.asarray([lookup[k] for k in keys], dtype=object), labels
+            keys.append(col.astype(str).to_numpy(dtype=object))
+    labels = row_labels(frame, term)
+    first = dict(zip(zip(*keys), labels))
+    return [first[k] for k in sorted(first)]
 
 
 def _design_matrix(rhs: str, frame: pd.DataFrame, where: str):
@@ -253,7 +264,7 @@ def _check_rank(X: np.ndarray, names: list[str]) -> None:
 
 
 def _group_design(frame: pd.DataFrame, term: GroupTerm) -> GroupDesign:
-    labels, levels = _group_labels(frame, term)
+    labels, levels = row_labels(frame, term), _level_order(frame, term)
     if len(levels) < 2:
         raise DataError(f"grouping factor {term.group!r} has a single level ({levels[0]!r}); "
                         "group effects need at least 2 levels")

@@ -98,6 +98,33 @@ class Fit:
             parts.append(summarize(draws, index, prob))
         return pd.concat(parts)
 
+    def predict(self, newdata: pd.DataFrame | None = None, *, kind: str = "mean",
+                new_groups: str = "population", summary: bool = True,
+                random_seed: int | None = None, prob: float = DEFAULT_PROB):
+        """Predictions per row of ``newdata`` (default: the fitted rows).
+
+        ``kind``: "link" | "mean" | "response"; ``new_groups``: "population" | "zero" |
+        "error" for levels not seen in fitting. Returns a DataFrame (mean, sd, interval) or,
+        with ``summary=False``, a DataArray of draws (chain, draw, obs). The same
+        ``random_seed`` gives the same draws.
+        """
+        from .predict import predict
+
+        return predict(self, newdata, kind=kind, new_groups=new_groups, summary=summary,
+                       random_seed=random_seed, prob=prob)
+
+    def save(self, path) -> None:
+        """Write the fit (draws, spec, priors, data, package versions) to one netCDF file."""
+        from .persist import save
+
+        save(self, path)
+
+    def loo(self, **kwargs):
+        """PSIS-LOO (arviz) from the stored pointwise log likelihood."""
+        import arviz as az
+
+        return az.loo(self.idata, **kwargs)
+
     def _checked_table(self) -> pd.DataFrame:
         tables = [self.fixed_effects().rename(index=lambda t: f"beta[{t}]")]
         vc = self.variance_components()

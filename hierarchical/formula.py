@@ -127,7 +127,7 @@ def parse_formula(formula: str) -> tuple[str, str, list[GroupTerm]]:
 
 def from_formula(formula: str, family: str = "gaussian", *, trials: str | None = None,
                  offset: str | None = None, exposure: str | None = None,
-                 priors: dict[str, Prior] | None = None, centered: bool | list[str] = False
+                 priors: dict[str, Prior] | None = None, centered: bool | str | list[str] = "auto"
                  ) -> ModelSpec:
     """Build a `ModelSpec` from an lme4 formula such as ``"Reaction ~ Days + (Days | Subject)"``.
 
@@ -139,4 +139,4 @@ def from_formula(formula: str, family: str = "gaussian", *, trials: str | None =
     spec = ModelSpec(response=response, fixed=fixed, groups=tuple(groups), family=family,
                      trials=trials, offset=offset, exposure=exposure)
     spec = spec.with_priors(priors)
-    return spec.with_centered(centered) if centered else spec
+    return spec.with_centered(centered)

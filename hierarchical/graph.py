@@ -7,6 +7,8 @@ Variables (``g`` is a grouping factor, e.g. ``county``):
 * ``g_corr_chol`` / ``g_corr`` (dim ``g_pair``): LKJ correlation, correlated terms only.
 * ``g_z``: standard-normal raw effects (non-centred only).
 * ``g_effect`` (dims ``g``, ``g_term``): the group deviations u_j.
+* ``g_total``: beta + u_j, the free variable of a centred factor that absorbs the fixed
+  terms it shares (hierarchical centring; see ``_group_effects``).
 * ``sigma``: Gaussian residual SD.
 * the likelihood, named after the response column (dim ``obs``).
 """
@@ -48,31 +50,60 @@ def pair_labels(term_names: list[str]) -> list[str]:
     return [f"corr({term_names[i]}, {term_names[j]})" for i, j in pairs(term_names)]
 
 
-def _group_effects(g: GroupDesign, entries: dict[str, PriorEntry]):
+def covariance_factor(g: GroupDesign, entries: dict[str, PriorEntry]):
+    """Priors on a factor's SDs and (if correlated) LKJ Cholesky factor: (sd, chol or None)."""
     name, k = g.name, len(g.term_names)
-    dims = (name, f"{name}_term")
     sd = _vector_prior(f"{name}_sd", [entries[f"{name}_sd[{t}]"].prior for t in g.term_names],
                        g.term_names, dims=f"{name}_term")
-    if g.term.correlated and k > 1:
-        eta = entries[f"{name}_corr"].prior.params["eta"]
-        chol = pm.LKJCorr(f"{name}_corr_chol", n=k, eta=eta)
-        corr = chol @ chol.T
-        rows, cols = zip(*pairs(g.term_names))
-        pm.Deterministic(f"{name}_corr", corr[list(rows), list(cols)], dims=f"{name}_pair")
-        if g.term.centered:
-            return pm.MvNormal(f"{name}_effect", mu=np.zeros(k), chol=sd[:, None] * chol, dims=dims)
+    if not (g.term.correlated and k > 1):
+        return sd, None
+    eta = entries[f"{name}_corr"].prior.params["eta"]
+    chol = pm.LKJCorr(f"{name}_corr_chol", n=k, eta=eta)
+    rows, cols = zip(*pairs(g.term_names))
+    pm.Deterministic(f"{name}_corr", (chol @ chol.T)[list(rows), list(cols)], dims=f"{name}_pair")
+    return sd, chol
+
+
+def _group_effects(g: GroupDesign, entries: dict[str, PriorEntry], mean=None):
+    """Draw the effects of one factor; returns (variable entering eta, deviations u_j).
+
+    Non-centred: u = diag(sd) L z. Centred: u ~ N(0, Sigma). When ``mean`` is given (a centred
+    factor absorbing the fixed terms it shares, "hierarchical centring"), the free variable is
+    the total theta_j ~ N(mean, Sigma) and u_j = theta_j - mean: this removes the ridge
+    between the intercept and every group effect that a diagonal mass matrix cannot follow.
+    """
+    name, k = g.name, len(g.term_names)
+    dims = (name, f"{name}_term")
+    sd, chol = covariance_factor(g, entries)
+    if not g.term.centered:
         z = pm.Normal(f"{name}_z", 0.0, 1.0, dims=dims)
-        return pm.Deterministic(f"{name}_effect", (z @ chol.T) * sd, dims=dims)
-    if g.term.centered:
-        return pm.Normal(f"{name}_effect", 0.0, sd, dims=dims)
-    z = pm.Normal(f"{name}_z", 0.0, 1.0, dims=dims)
-    return pm.Deterministic(f"{name}_effect", z * sd, dims=dims)
+        raw = z if chol is None else z @ chol.T
+        u = pm.Deterministic(f"{name}_effect", raw * sd, dims=dims)
+        return u, u
+    location = np.zeros(k) if mean is None else mean
+    if chol is None:
+        theta = pm.Normal(f"{name}_total" if mean is not None else f"{name}_effect",
+                          location, sd, dims=dims)
+    else:
+        theta = pm.MvNormal(f"{name}_total" if mean is not None else f"{name}_effect",
+                            mu=location, chol=sd[:, None] * chol, dims=dims)
+    if mean is None:
+        return theta, theta
+    return theta, pm.Deterministic(f"{name}_effect", theta - mean, dims=dims)
 
 
 def _group_contribution(g: GroupDesign, effect):
     if g.intercept_only:
         return effect[g.codes, 0]
     return (effect[g.codes] * g.Z).sum(axis=1)
+
+
+def absorbing_group(design: Design) -> GroupDesign | None:
+    """The first centred factor sharing a term with the fixed part takes those terms as its mean."""
+    for g in design.groups:
+        if g.term.centered and set(g.term_names) & set(design.fixed_names):
+            return g
+    return None
 
 
 def coords(design: Design) -> dict[str, list]:
@@ -88,12 +119,22 @@ def coords(design: Design) -> dict[str, list]:
 def linear_predictor(design: Design, entries: dict[str, PriorEntry]):
     """Build the priors and return eta = offset + X beta + sum_g Z_g u_g (inside a model)."""
     eta = pt.zeros(design.n)
+    beta = None
+    absorber = absorbing_group(design)
+    absorbed = set(absorber.term_names) if absorber is not None else set()
     if design.fixed_names:
-        beta = _vector_prior("beta", [entries[t].prior for t in design.fixed_names],
-                             design.fixed_names, dims="fixed_term")
-        eta = pt.as_tensor(design.X) @ beta
+        beta = fixed_effects_prior(design, entries)
+        keep = [j for j, t in enumerate(design.fixed_names) if t not in absorbed]
+        if keep:
+            eta = pt.as_tensor(design.X[:, keep]) @ beta[keep]
     for g in design.groups:
-        eta = eta + _group_contribution(g, _group_effects(g, entries))
+        mean = None
+        if g is absorber:
+            index = {t: j for j, t in enumerate(design.fixed_names)}
+            mean = pt.stack([beta[index[t]] if t in index else pt.constant(0.0)
+                             for t in g.term_names])
+        in_eta, _ = _group_effects(g, entries, mean)
+        eta = eta + _group_contribution(g, in_eta)
     if design.offset is not None:
         eta = eta + design.offset
     return eta
@@ -106,7 +147,7 @@ def observed_name(design: Design) -> str:
     """The likelihood is named after the response unless that clashes with a model name."""
     taken = RESERVED | {g.name for g in design.groups}
     taken |= {f"{g.name}_{suffix}" for g in design.groups
-              for suffix in ("sd", "z", "effect", "corr", "corr_chol", "term", "pair")}
+              for suffix in ("sd", "z", "effect", "total", "corr", "corr_chol", "term", "pair")}
     name = design.spec.response
     return f"{name}_obs" if name in taken else name
 
@@ -125,6 +166,32 @@ def likelihood(design: Design, eta, entries: dict[str, PriorEntry]):
     if spec.family == "bernoulli":
         return pm.Bernoulli(name, logit_p=eta, **obs)
     return pm.Binomial(name, n=design.trials.astype("int64"), logit_p=eta, **obs)
+
+
+def fixed_effects_prior(design: Design, entries: dict[str, PriorEntry]):
+    return _vector_prior("beta", [entries[t].prior for t in design.fixed_names],
+                         design.fixed_names, dims="fixed_term")
+
+
+def build_marginal_model(design: Design, entries: list[PriorEntry], stats) -> pm.Model:
+    """The Gaussian model with its one factor's effects integrated out (see marginal.py).
+
+    Free variables: beta, <g>_sd, <g>_corr_chol (if correlated), sigma; the likelihood is a
+    Potential named after the response. The effects are drawn after sampling.
+    """
+    from .marginal import marginal_loglik
+
+    by_label = {e.label: e for e in entries}
+    g = design.groups[0]
+    model_coords = {k: v for k, v in coords(design).items() if k != "obs"}
+    with pm.Model(coords=model_coords) as model:
+        beta = fixed_effects_prior(design, by_label)
+        sd, chol = covariance_factor(g, by_label)
+        L = pt.diag(sd) if chol is None else sd[:, None] * chol
+        prior = by_label["sigma"].prior
+        sigma = prior_variable("sigma", prior.dist, prior.params)
+        pm.Potential(f"{observed_name(design)}_marginal", marginal_loglik(stats, beta, L, sigma))
+    return model
 
 
 def build_pymc_model(design: Design, entries: list[PriorEntry]) -> pm.Model:

@@ -47,12 +47,30 @@ def _seed(random_seed) -> int | None:
     return None if random_seed is None else int(random_seed)
 
 
+LOW_RANK_MAX_DIM = 100
+
+
+def nutpie_adaptation(n_dim: int) -> str:
+    """Mass-matrix adaptation for nutpie: low-rank for small models, diagonal for large ones.
+
+    Group effects leave ridges a diagonal mass matrix follows slowly: between crossed
+    factors, and between a group-constant predictor and the group effects. nutpie's low-rank
+    adaptation learns them (measured, 4 x 1000 draws: simulated crossed model min bulk ESS
+    293 -> 5,385; epilepsy Poisson `lbase` ~400 -> ~5,500). Its cost grows quickly with the
+    dimension (radon slopes, 176 parameters: 1.4 s -> 43 s of sampling), so it is used up to
+    LOW_RANK_MAX_DIM unconstrained parameters.
+    """
+    return "low_rank" if n_dim <= LOW_RANK_MAX_DIM else "diag"
+
+
 def sample_nutpie(model: pm.Model, compiled, *, draws, tune, chains, cores, random_seed,
-                  progressbar, target_accept) -> DataTree:
+                  progressbar, target_accept, adaptation="diag") -> DataTree:
     import nutpie
     from pymc.backends.arviz import patch_nutpie_idata
 
-    extra = {} if target_accept is None else {"target_accept": target_accept}
+    extra = {"adaptation": adaptation}
+    if target_accept is not None:
+        extra["target_accept"] = target_accept
     start = time.time()
     idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores,
                           seed=_seed(random_seed), save_warmup=False, progress_bar=progressbar,

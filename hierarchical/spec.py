@@ -63,13 +63,19 @@ class GroupTerm:
 
     ``group`` is a column name or an interaction of columns (``"school:class"`` for nested
     effects). ``expr`` is the lme4 left-hand side (``"1"``, ``"1 + Days"``, ``"0 + x"``).
-    ``correlated=False`` is lme4's ``||``. ``centered`` picks the parameterisation.
+    ``correlated=False`` is lme4's ``||``. ``centered`` picks the parameterisation: True,
+    False, or ``"auto"`` (decided from the data, see ``parameterisation.py``).
     """
 
     group: str
     expr: str = "1"
     correlated: bool = True
-    centered: bool = False
+    centered: bool | str = "auto"
+
+    def __post_init__(self):
+        if self.centered not in (True, False, "auto"):
+            raise SpecError(f"centered for {self.group!r} must be True, False or 'auto', "
+                            f"but got {self.centered!r}")
 
     @property
     def factors(self) -> tuple[str, ...]:
@@ -141,18 +147,23 @@ class ModelSpec:
         merged = {**self.prior_overrides, **(priors or {})}
         return replace(self, priors=tuple(merged.items()))
 
-    def with_centered(self, groups: bool | str | list[str] = True) -> "ModelSpec":
-        """A copy with the named grouping factors (or all, for True) centred."""
-        if isinstance(groups, str):
-            groups = [groups]
-        unknown = [] if isinstance(groups, bool) else sorted(set(groups) - {g.group for g in self.groups})
+    def with_centered(self, centered: bool | str | list[str] | dict[str, bool | str] = True
+                      ) -> "ModelSpec":
+        """A copy with the parameterisation set: True / False / "auto" for every factor, a
+        factor name or list of names to centre (others non-centred), or a dict per factor."""
+        names = [g.group for g in self.groups]
+        if isinstance(centered, bool) or centered == "auto":
+            choice = dict.fromkeys(names, centered)
+        elif isinstance(centered, dict):
+            choice = {n: centered.get(n, g.centered) for n, g in zip(names, self.groups)}
+            given = set(centered)
+        else:
+            given = {centered} if isinstance(centered, str) else set(centered)
+            choice = {n: n in given for n in names}
+        unknown = [] if isinstance(centered, bool) or centered == "auto" else sorted(given - set(names))
         if unknown:
-            raise SpecError(f"centered names unknown grouping factor(s) {unknown}; "
-                            f"valid: {[g.group for g in self.groups]}")
-        terms = tuple(
-            replace(g, centered=bool(groups) if isinstance(groups, bool) else g.group in groups)
-            for g in self.groups)
-        return replace(self, groups=terms)
+            raise SpecError(f"centered names unknown grouping factor(s) {unknown}; valid: {names}")
+        return replace(self, groups=tuple(replace(g, centered=choice[g.group]) for g in self.groups))
 
     def to_dict(self) -> dict:
         return {"response": self.response, "fixed": self.fixed, "family": self.family,

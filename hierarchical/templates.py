@@ -28,7 +28,7 @@ def _group_term(group: str, slopes: list[str], correlated: bool, centered: bool)
     return GroupTerm(group=group, expr=_fixed(slopes), correlated=correlated, centered=centered)
 
 
-def _build(response, group, predictors, slopes, *, correlated=True, centered=False,
+def _build(response, group, predictors, slopes, *, correlated=True, centered="auto",
            priors=None, **roles) -> ModelSpec:
     predictors = _as_list(predictors, "predictors")
     slopes = _as_list(slopes, "slopes")
@@ -39,7 +39,7 @@ def _build(response, group, predictors, slopes, *, correlated=True, centered=Fal
 
 def random_intercepts(response: str, group: str, predictors: Sequence[str] | str | None = None,
                       *, family: str = "gaussian", priors: dict[str, Prior] | None = None,
-                      centered: bool = False, **roles) -> ModelSpec:
+                      centered: bool | str = "auto", **roles) -> ModelSpec:
     """``response ~ predictors + (1 | group)``: one intercept per group, partially pooled."""
     return _build(response, group, predictors, None, centered=centered, priors=priors,
                   family=family, **roles)
@@ -48,7 +48,7 @@ def random_intercepts(response: str, group: str, predictors: Sequence[str] | str
 def random_slopes(response: str, group: str, predictors: Sequence[str] | str,
                   *, slopes: Sequence[str] | str | None = None, correlated: bool = True,
                   family: str = "gaussian", priors: dict[str, Prior] | None = None,
-                  centered: bool = False, **roles) -> ModelSpec:
+                  centered: bool | str = "auto", **roles) -> ModelSpec:
     """``response ~ predictors + (1 + slopes | group)``; slopes default to every predictor.
 
     Intercept and slopes are correlated through an LKJ prior unless ``correlated=False``
@@ -65,7 +65,7 @@ def random_slopes(response: str, group: str, predictors: Sequence[str] | str,
 def poisson_glmm(response: str, group: str, predictors: Sequence[str] | str | None = None,
                  *, offset: str | None = None, exposure: str | None = None,
                  slopes: Sequence[str] | str | None = None, correlated: bool = True,
-                 priors: dict[str, Prior] | None = None, centered: bool = False) -> ModelSpec:
+                 priors: dict[str, Prior] | None = None, centered: bool | str = "auto") -> ModelSpec:
     """Poisson counts with a log link: ``log E[y] = offset + X b + Z u``.
 
     ``offset`` is a column already on the log scale; ``exposure`` a positive column whose log
@@ -78,7 +78,7 @@ def poisson_glmm(response: str, group: str, predictors: Sequence[str] | str | No
 def logit_glmm(response: str, group: str, predictors: Sequence[str] | str | None = None,
                *, trials: str | None = None, slopes: Sequence[str] | str | None = None,
                correlated: bool = True, priors: dict[str, Prior] | None = None,
-               centered: bool = False) -> ModelSpec:
+               centered: bool | str = "auto") -> ModelSpec:
     """Logit link: Bernoulli for 0/1 responses, binomial successes out of ``trials``."""
     family = "bernoulli" if trials is None else "binomial"
     return _build(response, group, predictors, slopes, correlated=correlated, centered=centered,
@@ -87,7 +87,7 @@ def logit_glmm(response: str, group: str, predictors: Sequence[str] | str | None
 
 def meta_analysis(estimate: str, se: str, group: str,
                   predictors: Sequence[str] | str | None = None,
-                  *, priors: dict[str, Prior] | None = None, centered: bool = False) -> ModelSpec:
+                  *, priors: dict[str, Prior] | None = None, centered: bool | str = "auto") -> ModelSpec:
     """Random-effects meta-analysis: estimate_j ~ N(theta_j, se_j), theta_j ~ N(mu + x_j b, tau).
 
     ``mu`` is the ``Intercept`` fixed effect, ``tau`` the ``<group>`` intercept SD, theta_j the

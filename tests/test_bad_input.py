@@ -69,6 +69,22 @@ CASES = [
      ["'y'", "non-negative integer", "row(s): 0"]),
     ("Bernoulli outside 0/1", "k ~ x + (1|g)", None, {"family": "bernoulli"}, DataError,
      ["'k'", "0/1"]),
+    ("Poisson negative count", "k ~ x + (1|g)", with_value("k", 4, -2), {"family": "poisson"},
+     DataError, ["'k'", "non-negative integer", "-2", "row(s): 4"]),
+    ("successes above trials", "k ~ x + (1|g)", lambda f: f.assign(n=f["k"] - 1),
+     {"family": "binomial", "trials": "n"}, DataError, ["'k'", "cannot exceed", "'n'"]),
+    ("fractional trials", "k ~ x + (1|g)", lambda f: f.assign(n=f["k"] + 2.5),
+     {"family": "binomial", "trials": "n"}, DataError, ["'n'", "integers >= 1"]),
+    ("zero trials", "k ~ x + (1|g)", lambda f: f.assign(k=0, n=0),
+     {"family": "binomial", "trials": "n"}, DataError, ["'n'", "integers >= 1", "row(s): 0"]),
+    ("exposure not positive", "k ~ x + (1|g)", lambda f: f.assign(t=1.0).assign(t=lambda d: d["t"].where(d.index != 6, 0.0)),
+     {"family": "poisson", "exposure": "t"}, DataError, ["'t'", "> 0", "row(s): 6"]),
+    ("NaN offset", "k ~ x + (1|g)", lambda f: f.assign(o=0.0).pipe(with_value("o", 9, np.nan)),
+     {"family": "poisson", "offset": "o"}, DataError, ["'o'", "nan", "row(s): 9"]),
+    ("standard error not positive", None, lambda f: f.assign(se=1.0).pipe(with_value("se", 2, -1.0)),
+     {}, DataError, ["'se'", "> 0", "row(s): 2"]),
+    ("trials without binomial", "k ~ x + (1|g)", lambda f: f.assign(n=10),
+     {"family": "poisson", "trials": "n"}, SpecError, ["trials", "binomial"]),
 ]
 
 
@@ -77,8 +93,9 @@ def test_bad_input_is_a_clear_error(case):
     _, formula, edit, kwargs, error, words = case
     frame = small_frame() if edit is None else edit(small_frame())
     before = frame_hash(frame) if isinstance(frame, pd.DataFrame) and frame.columns.is_unique else None
+    model_spec = formula or hier.meta_analysis("y", se="se", group="g")
     with pytest.raises(error) as err:
-        hier.Model(formula, frame, **kwargs)
+        hier.Model(model_spec, frame, **kwargs)
     for word in words:
         assert word in str(err.value), f"{word!r} not in: {err.value}"
     assert "pytensor" not in str(err.value).lower()

@@ -26,14 +26,16 @@ def test_spec_side_never_imports_pymc(module):
 def finite_logp_and_gradient(model: hier.Model):
     pm_model = model.pymc_model
     point = pm_model.initial_point()
-    logp = pm_model.compile_logp(mode="NUMBA")(point)
-    grad = pm_model.compile_dlogp(mode="NUMBA")(point)
+    # FAST_COMPILE evaluates in Python: no numba / C compilation for a one-off check
+    logp = pm_model.compile_logp(mode="FAST_COMPILE")(point)
+    grad = pm_model.compile_dlogp(mode="FAST_COMPILE")(point)
     assert np.isfinite(logp)
     assert np.all(np.isfinite(grad)) and np.any(grad != 0)
 
 
 def test_sleepstudy_graph_dims_and_coords(sleepstudy):
-    model = hier.Model("Reaction ~ Days + (Days | Subject)", sleepstudy)
+    model = hier.Model("Reaction ~ Days + (Days | Subject)", sleepstudy, centered=False,
+                       marginalize=False)
     m = model.pymc_model
     subjects = [str(s) for s in sorted(sleepstudy["Subject"].unique())]
     assert m.coords["fixed_term"] == ("Intercept", "Days")
@@ -69,7 +71,8 @@ def test_prior_overrides_by_key_most_specific_wins(sleepstudy):
               "fixed": hier.Prior("Normal", mu=0, sigma=100),
               "sigma": hier.Prior("HalfStudentT", nu=4, sigma=30),
               "Subject_corr": hier.Prior("LKJ", eta=4)}
-    model = hier.Model("Reaction ~ Days + (Days | Subject)", sleepstudy, priors=priors)
+    model = hier.Model("Reaction ~ Days + (Days | Subject)", sleepstudy, priors=priors,
+                       marginalize=False)
     table = model.priors
     assert table.loc["Subject_sd[Intercept]", "prior"] == "HalfNormal(sigma=10)"
     assert table.loc["Subject_sd[Days]", "prior"] == "Exponential(lam=0.5)"
@@ -85,14 +88,28 @@ def test_prior_overrides_by_key_most_specific_wins(sleepstudy):
 
 
 def test_centred_and_independent_variants(sleepstudy):
-    centred = hier.Model("Reaction ~ Days + (Days | Subject)", sleepstudy, centered=True).pymc_model
+    centred = hier.Model("Reaction ~ Days + (Days | Subject)", sleepstudy, centered=True,
+                         marginalize=False).pymc_model
     assert "Subject_z" not in centred.named_vars
-    assert "Subject_effect" in {v.name for v in centred.free_RVs}
-    indep = hier.Model("Reaction ~ Days + (Days || Subject)", sleepstudy).pymc_model
+    # hierarchical centring: the free variable is beta + u_j, u_j is derived
+    assert "Subject_total" in {v.name for v in centred.free_RVs}
+    assert centred.named_vars_to_dims["Subject_effect"] == ("Subject", "Subject_term")
+    indep = hier.Model("Reaction ~ Days + (Days || Subject)", sleepstudy,
+                       marginalize=False).pymc_model
     assert "Subject_corr" not in indep.named_vars and "Subject_pair" not in indep.coords
-    both = hier.Model("Reaction ~ Days + (Days || Subject)", sleepstudy, centered="Subject")
+    both = hier.Model("Reaction ~ Days + (Days || Subject)", sleepstudy, centered="Subject",
+                      marginalize=False)
     assert both.spec.groups[0].centered
     finite_logp_and_gradient(both)
+
+
+def test_auto_parameterisation_is_recorded(sleepstudy):
+    model = hier.Model("Reaction ~ Days + (Days | Subject)", sleepstudy, marginalize=False)
+    row = model.parameterisation.loc["Subject"]
+    assert bool(row["centered"]) and row["median_ratio"] > 1 and row["reason"].startswith("auto")
+    forced = hier.Model("Reaction ~ Days + (Days | Subject)", sleepstudy, centered=False,
+                        marginalize=False)
+    assert forced.parameterisation.loc["Subject", "reason"] == "set by the user"
 
 
 def test_crossed_nested_and_categorical_coords():

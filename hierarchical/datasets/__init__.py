@@ -13,6 +13,10 @@ FILES = {
     "sleepstudy": "sleepstudy.csv",
     "epil": "epil.csv",
     "insteval": "insteval.csv.gz",
+    "eight_schools": "eight_schools.csv",
+    "cbpp": "cbpp.csv",
+    "dyestuff": "dyestuff.csv",
+    "contraception": "contraception.csv",
 }
 
 

@@ -1,0 +1,129 @@
+"""Predictions from posterior draws, for the fitted rows or for new data.
+
+``kind``: "link" (the linear predictor), "mean" (inverse link: the mean for Gaussian, the
+expected count with exposure for Poisson, the probability per trial for logit models) or
+"response" (posterior predictive draws). ``new_groups`` decides what an unseen level gets:
+"population" draws its effect from the fitted group distribution (independently per level
+and per draw), "zero" uses the population-average effect, "error" refuses.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from . import families
+from .design import Design, GroupDesign, _check_columns, _handle_missing, _numeric_column, row_labels
+from .exceptions import DataError, SpecError
+from .linpred import eta_draws
+from .summary import DEFAULT_PROB, interval_columns
+
+KINDS = ("link", "mean", "response")
+NEW_GROUPS = ("population", "zero", "error")
+
+
+def _needed_columns(design: Design, kind: str) -> list[str]:
+    spec = design.spec
+    cols = [c for c in design.data.columns
+            if c not in (spec.response, spec.trials, spec.se)]
+    if kind == "response":
+        cols += [c for c in (spec.trials, spec.se) if c]
+    return list(dict.fromkeys(cols))
+
+
+def _fixed_matrix(design: Design, frame: pd.DataFrame) -> np.ndarray:
+    if design.fixed_matrix is None:
+        return np.zeros((len(frame), 0))
+    try:
+        return np.asarray(design.fixed_matrix.evaluate_new_data(frame).design_matrix, dtype=float)
+    except ValueError as exc:  # formulae: "The levels (x) in 'c' are not present ..."
+        raise DataError(f"newdata cannot be encoded like the fitted data: {exc} "
+                        "Only the levels seen in fitting can be predicted.") from None
+
+
+def _group_codes(g: GroupDesign, frame: pd.DataFrame, new_groups: str) -> tuple[np.ndarray, list[str]]:
+    """Codes into the fitted levels, unseen levels numbered after them; the unseen labels."""
+    labels = row_labels(frame, g.term)
+    known = {level: i for i, level in enumerate(g.levels)}
+    unseen = list(dict.fromkeys(label for label in labels if label not in known))
+    if unseen and new_groups == "error":
+        raise DataError(f"newdata has level(s) of {g.name!r} not seen in fitting: {unseen[:10]}"
+                        f"{' ...' if len(unseen) > 10 else ''}; pass new_groups='population' "
+                        "or 'zero' to predict for them")
+    extra = {label: len(g.levels) + i for i, label in enumerate(unseen)}
+    return np.array([known.get(label, extra.get(label)) for label in labels]), unseen
+
+
+def _new_effects(posterior: xr.Dataset, g: GroupDesign, n_new: int, new_groups: str,
+                 rng: np.random.Generator) -> np.ndarray:
+    """Fitted effects (chain, draw, level, term) with effects for unseen levels appended."""
+    name = g.name
+    fitted = posterior[f"{name}_effect"].transpose("chain", "draw", name, f"{name}_term").values
+    if n_new == 0:
+        return fitted
+    chains, draws, _, k = fitted.shape
+    if new_groups == "zero":
+        extra = np.zeros((chains, draws, n_new, k))
+    else:
+        sd = posterior[f"{name}_sd"].transpose("chain", "draw", f"{name}_term").values
+        z = rng.standard_normal((chains, draws, n_new, k))
+        if f"{name}_corr_chol" in posterior:
+            chol = posterior[f"{name}_corr_chol"].values  # (chain, draw, k, k)
+            z = np.einsum("cdij,cdnj->cdni", chol, z)
+        extra = z * sd[:, :, None, :]
+    return np.concatenate([fitted, extra], axis=2)
+
+
+def predict(fit, newdata: pd.DataFrame | None = None, *, kind: str = "mean",
+            new_groups: str = "population", summary: bool = True,
+            random_seed: int | None = None, prob: float = DEFAULT_PROB):
+    if kind not in KINDS:
+        raise SpecError(f"kind must be one of {KINDS}, but got {kind!r}")
+    if new_groups not in NEW_GROUPS:
+        raise SpecError(f"new_groups must be one of {NEW_GROUPS}, but got {new_groups!r}")
+    design: Design = fit.model.design
+    spec = design.spec
+    if newdata is None:
+        frame = design.data
+    else:
+        if not isinstance(newdata, pd.DataFrame):
+            raise DataError(f"newdata must be a pandas DataFrame, but got {type(newdata).__name__}")
+        cols = _needed_columns(design, kind)
+        _check_columns(newdata, cols)
+        frame = _handle_missing(newdata.loc[:, cols].copy(), dropna=False)
+    rng = np.random.default_rng(random_seed)
+    posterior = fit.posterior
+    X = _fixed_matrix(design, frame)
+    groups, effects = [], {}
+    for g in design.groups:
+        codes, unseen = _group_codes(g, frame, new_groups)
+        Z = np.asarray(g.matrix.evaluate_new_data(frame).design_matrix, dtype=float)
+        groups.append((g.name, codes, Z))
+        effects[g.name] = _new_effects(posterior, g, len(unseen), new_groups, rng)
+    offset = None
+    if spec.offset:
+        offset = _numeric_column(frame, spec.offset, "offset")
+    elif spec.exposure:
+        exposure = _numeric_column(frame, spec.exposure, "exposure")
+        if (exposure <= 0).any():
+            raise DataError(f"exposure column {spec.exposure!r} must be > 0 in newdata")
+        offset = np.log(exposure)
+    eta = eta_draws(posterior, X, groups, offset, effects)
+    values = eta
+    if kind == "mean":
+        values = families.inverse_link(spec.family, eta)
+    elif kind == "response":
+        sigma = posterior["sigma"].values[..., None] if "sigma" in posterior else None
+        se = _numeric_column(frame, spec.se, "standard error") if spec.se else None
+        trials = _numeric_column(frame, spec.trials, "trials") if spec.trials else None
+        values = families.draw_response(spec.family, eta, rng, sigma=sigma, se=se, trials=trials)
+    draws = xr.DataArray(values, dims=("chain", "draw", "obs"),
+                         coords={"chain": posterior["chain"], "draw": posterior["draw"],
+                                 "obs": np.asarray(frame.index)})
+    if not summary:
+        return draws
+    lo, hi = interval_columns(prob)
+    q = np.quantile(values, [(1 - prob) / 2, (1 + prob) / 2], axis=(0, 1))
+    return pd.DataFrame({"mean": values.mean(axis=(0, 1)), "sd": values.std(axis=(0, 1), ddof=1),
+                         lo: q[0], hi: q[1]}, index=frame.index)

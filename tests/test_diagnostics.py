@@ -1,0 +1,45 @@
+"""Honest verdicts: a known pathological fit warns and fails; a healthy one stays quiet."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import hierarchical as hier
+from hierarchical.diagnostics import e_bfmi
+from hierarchical.exceptions import ConvergenceWarning
+
+
+def test_centred_eight_schools_warns_and_fails():
+    data = hier.datasets.load("eight_schools")
+    model = hier.Model(hier.meta_analysis("y", se="se", group="school", centered=True), data)
+    with pytest.warns(ConvergenceWarning) as record:
+        fit = model.fit(draws=1000, tune=500, chains=4, random_seed=2, progressbar=False)
+    assert len(record) == 1
+    message = str(record[0].message)
+    assert "school_sd[Intercept]" in message or "divergent" in message
+    assert "target_accept" in message or "draws" in message
+    diagnostics = fit.diagnostics()
+    assert not diagnostics.passed and diagnostics.verdict == "FAIL"
+    assert "FAIL" in repr(diagnostics)
+
+
+def test_healthy_fit_does_not_warn():
+    rng = np.random.default_rng(3)
+    import pandas as pd
+
+    g = np.repeat(np.arange(20), 25)
+    frame = pd.DataFrame({"y": rng.normal(0, 1, 20)[g] + rng.normal(size=g.size), "g": g})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        fit = hier.Model("y ~ 1 + (1 | g)", frame).fit(random_seed=4, progressbar=False)
+    assert fit.diagnostics().passed
+    assert "PASS" in fit.diagnostics()._repr_html_()
+
+
+def test_e_bfmi_matches_definition():
+    rng = np.random.default_rng(0)
+    white = rng.normal(size=(2, 4000))         # independent energies: E-BFMI ~ 2
+    walk = np.cumsum(white, axis=1)            # a random walk: E-BFMI ~ 0
+    assert np.allclose(e_bfmi(white), 2.0, atol=0.1)
+    assert (e_bfmi(walk) < 0.01).all()
