@@ -28,5 +28,8 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow
 
+bench: $(STAMP)
+	$(PY) benchmarks/run.py --cold
+
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -15,6 +15,7 @@ import xarray as xr
 from xarray import DataTree
 
 from . import marginal, parameterisation, sampling
+from .aggregate import aggregate
 from .design import build_design
 from .exceptions import SpecError
 from .formula import from_formula
@@ -58,13 +59,15 @@ class Model:
     in use. Gaussian models with one grouping factor integrate the group effects out
     (``marginalize="auto"``, see ``marginal.py``) and draw them exactly after sampling, so a
     fit looks the same either way; ``full_pymc_model`` is then the graph with explicit effects.
+    Binomial, Bernoulli and Poisson rows sharing a covariate pattern and group levels are
+    summed before sampling (``aggregate_rows=True``, see ``aggregate.py``).
     """
 
     def __init__(self, spec: ModelSpec | str, data: pd.DataFrame, *, family: str | None = None,
                  trials: str | None = None, offset: str | None = None,
                  exposure: str | None = None, priors: dict[str, Prior] | None = None,
                  centered: bool | str | list[str] | None = None, dropna: bool = False,
-                 marginalize: bool | str = "auto"):
+                 marginalize: bool | str = "auto", aggregate_rows: bool = True):
         spec = _as_spec(spec, family, trials, offset, exposure, priors)
         if centered is not None:
             spec = spec.with_centered(centered)
@@ -79,11 +82,12 @@ class Model:
             self.parameterisation_choices = parameterisation.choose(design)
         self.design = parameterisation.apply(design, self.parameterisation_choices)
         self.prior_entries = resolve_priors(self.design, spec.prior_overrides)
+        self.sampled_design = aggregate(self.design) if aggregate_rows else self.design
         if self.marginalized:
             self._stats = marginal.sufficient_stats(self.design)
             self.pymc_model = build_marginal_model(self.design, self.prior_entries, self._stats)
         else:
-            self.pymc_model = build_pymc_model(self.design, self.prior_entries)
+            self.pymc_model = build_pymc_model(self.sampled_design, self.prior_entries)
         self._nutpie_compiled = None
         self._full_model = None
 
@@ -129,7 +133,7 @@ class Model:
         return self._nutpie_compiled
 
     def _with_drawn_effects(self, idata: DataTree, random_seed: int | None) -> DataTree:
-        """Add exact conditional draws of the marginalised effects, and the observed data."""
+        """Add exact conditional draws of the marginalised effects."""
         g = self.design.groups[0]
         posterior = idata.posterior.to_dataset()
         rng = np.random.default_rng(None if random_seed is None else [int(random_seed), 1])
@@ -138,10 +142,13 @@ class Model:
                               coords={g.name: g.levels, f"{g.name}_term": g.term_names})
         idata["posterior"] = DataTree(posterior.assign({f"{g.name}_effect": effect}),
                                       name="posterior")
+        return idata
+
+    def _observed_data(self) -> DataTree:
+        """The observed rows as the user gave them (the sampled graph may have fewer)."""
         observed = xr.Dataset({observed_name(self.design): ("obs", self.design.y)},
                               coords={"obs": np.arange(self.design.n)})
-        idata["observed_data"] = DataTree(observed, name="observed_data")
-        return idata
+        return DataTree(observed, name="observed_data")
 
     def fit(self, draws: int = 1000, tune: int = 1000, chains: int = 4, *,
             sampler: str = "nutpie", cores: int | None = None, random_seed: int | None = None,
@@ -175,6 +182,7 @@ class Model:
             idata = sampling.sample_pymc(self.pymc_model, sampler=sampler, **options)
         if self.marginalized:
             idata = self._with_drawn_effects(idata, random_seed)
+        idata["observed_data"] = self._observed_data()
         idata["log_likelihood"] = log_likelihood_group(idata.posterior.to_dataset(), self.design)
         fit = Fit(self, idata, sampler=sampler, seconds=time.perf_counter() - start)
         if warn:
