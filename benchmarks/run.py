@@ -1,6 +1,7 @@
 """Benchmark: this toolkit against bambi (default sampler and nutpie) on the same models.
 
-Each (case, contender) runs in its own subprocess, so compile caches are what we say they
+Every contender gets the same data and the same priors (ours, translated by
+``hierarchical.bambi_interop``). Each (case, contender) runs in its own subprocess, so compile caches are what we say they
 are: "cold" points PyTensor's compile directory and numba's cache at empty folders, "warm"
 reuses them. Figures per run: wall time from building the model to a finished fit, the
 minimum bulk ESS over fixed effects and variance components, ESS per second, and the
@@ -112,7 +113,12 @@ def worker(case: str, contender: str, seed: int) -> dict:
     else:
         import bambi as bmb
 
-        model = bmb.Model(theirs, data, family=family)
+        import hierarchical as hier
+        from hierarchical.bambi_interop import bambi_priors
+
+        same_priors = bambi_priors(hier.Model(ours, data, family=family))
+        model = bmb.Model(theirs, data, family=family, center_predictors=False,
+                          priors=same_priors)
         method = "pymc" if contender == "bambi" else "nutpie"
         idata = model.fit(random_seed=seed, progressbar=False, inference_method=method, **SAMPLING)
         seconds = time.perf_counter() - start

@@ -1,0 +1,70 @@
+"""Cross-checks against bambi 0.21 on real data (rules and tolerance in ``bambi_compare.py``).
+
+* radon (Gelman & Hill), ``log_radon ~ floor + (1 | county)`` and
+  ``log_radon ~ floor + (1 + floor || county)`` (bambi's ``(1 + floor | county)`` has
+  independent SDs); we integrate the county effects out, bambi samples them non-centred;
+* epilepsy (MASS ``epil``), Poisson: ``y ~ trt + lbase + lage + V4 + (1 | subject)``;
+* contraception (mlmRev ``Contraception``), Bernoulli: ``use01 ~ age + urban + (1 | district)``
+  with ``use01`` = (use == 'Y').
+
+A categorical fixed effect, our ``trt[progabide]``, is bambi's variable ``trt`` at level
+``progabide``. Parameterisations differ between the programs; the posterior does not.
+"""
+
+import functools
+
+import pytest
+
+import hierarchical as hier
+
+from .bambi_compare import assert_agrees, assert_converged, compare
+
+
+def contraception():
+    data = hier.datasets.load("contraception")
+    return data.assign(use01=(data["use"] == "Y").astype(int))
+
+
+def radon():
+    return hier.datasets.load("radon")
+
+
+MODELS = {
+    "radon_intercepts": ("log_radon ~ floor + (1 | county)", "gaussian", radon),
+    "radon_slopes": ("log_radon ~ floor + (1 + floor || county)", "gaussian", radon),
+    "epilepsy": ("y ~ trt + lbase + lage + V4 + (1 | subject)", "poisson",
+                 lambda: hier.datasets.load("epil")),
+    "contraception": ("use01 ~ age + urban + (1 | district)", "bernoulli", contraception),
+}
+QUANTITIES = {
+    "radon_intercepts": ["Intercept", "floor", "county_sd[Intercept]", "sigma"],
+    "radon_slopes": ["Intercept", "floor", "county_sd[Intercept]", "county_sd[floor]", "sigma"],
+    "epilepsy": ["Intercept", "trt[progabide]", "lbase", "lage", "V4", "subject_sd[Intercept]"],
+    "contraception": ["Intercept", "age", "urban[Y]", "district_sd[Intercept]"],
+}
+CASES = [(model, label) for model, labels in QUANTITIES.items() for label in labels]
+
+
+@pytest.fixture(scope="module")
+def comparison():
+    """comparison(model) -> table for that model; each model is fitted once per module."""
+    @functools.cache
+    def table(model):
+        formula, family, data = MODELS[model]
+        return compare(formula, data(), family)
+    return table
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_every_parameter_is_compared(comparison, model):
+    assert list(comparison(model).index) == QUANTITIES[model]
+
+
+@pytest.mark.parametrize("model, label", CASES)
+def test_both_fits_converged(comparison, model, label):
+    assert_converged(comparison(model).loc[label])
+
+
+@pytest.mark.parametrize("model, label", CASES)
+def test_posterior_mean_agrees_with_bambi(comparison, model, label):
+    assert_agrees(label, comparison(model).loc[label])
