@@ -130,7 +130,7 @@ def worker(case: str, contender: str, seed: int) -> dict:
 
 
 def run_one(case: str, contender: str, caches: Path, seed: int) -> dict:
-    env = dict(os.environ, PYTENSOR_FLAGS=f"compiledir={caches / 'pytensor'}",
+    env = dict(os.environ, PYTENSOR_FLAGS=f"base_compiledir={caches / 'pytensor'}",
                NUMBA_CACHE_DIR=str(caches / "numba"))
     out = subprocess.run([sys.executable, __file__, "--worker", case, contender, str(seed)],
                          capture_output=True, text=True, env=env)

@@ -38,17 +38,27 @@ def bambi_name(entry: PriorEntry) -> tuple[str, str, str | None]:
 
 
 def bambi_priors(model) -> dict:
-    """bambi's ``priors=`` argument for the same model as ``model`` (a `hierarchical.Model`)."""
-    import bambi as bmb
+    """bambi's ``priors=`` argument for the same model as ``model`` (a `hierarchical.Model`).
 
-    priors, seen = {}, {}
+    The levels of one categorical term become one bambi prior with array parameters, in
+    level order."""
+    import bambi as bmb
+    import numpy as np
+
+    by_key: dict[str, list[PriorEntry]] = {}
     for entry in model.prior_entries:
         if entry.kind == "corr":
             raise PriorError("bambi has no correlated group effects; compare a '||' model")
-        key = bambi_name(entry)[0]
-        signature = (entry.kind, entry.prior.dist, entry.prior.params)
-        if seen.setdefault(key, signature) != signature:
-            raise PriorError(f"bambi has one prior for all levels of {key!r}; ours differ")
-        prior = bmb.Prior(entry.prior.dist, **entry.prior.params)
-        priors[key] = bmb.Prior("Normal", mu=0, sigma=prior) if entry.kind == "sd" else prior
+        by_key.setdefault(bambi_name(entry)[0], []).append(entry)
+    priors = {}
+    for key, entries in by_key.items():
+        if len({(e.prior.dist, tuple(e.prior.params)) for e in entries}) > 1:
+            raise PriorError(f"the levels of {key!r} have priors of different families: "
+                             f"{[e.prior for e in entries]}; bambi needs one family per term")
+        first = entries[0]
+        params = {name: (first.prior.params[name] if len(entries) == 1 else
+                         np.array([e.prior.params[name] for e in entries]))
+                  for name in first.prior.params}
+        prior = bmb.Prior(first.prior.dist, **params)
+        priors[key] = bmb.Prior("Normal", mu=0, sigma=prior) if first.kind == "sd" else prior
     return priors
