@@ -1,6 +1,5 @@
 """Shared fixtures: each real model is compiled and sampled once per test session."""
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -32,7 +31,3 @@ def radon_slopes_model(radon):
 def frame_hash(frame: pd.DataFrame) -> int:
     """Content hash of a DataFrame, values and labels, to prove callers' data are untouched."""
     return int(pd.util.hash_pandas_object(frame, index=True).sum()) ^ hash(tuple(map(str, frame.columns)))
-
-
-def simulate_groups(rng: np.random.Generator, n_groups: int, per_group: int) -> np.ndarray:
-    return np.repeat(np.arange(n_groups), per_group)
