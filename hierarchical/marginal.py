@@ -57,12 +57,16 @@ def marginal_loglik(stats: SufficientStats, beta, L, sigma):
     """log p(y | beta, Sigma = L L^T, sigma) with the group effects integrated out (PyTensor)."""
     import pytensor.tensor as pt
 
+    # Products are written as broadcast-and-sum, not dot / matmul: numba's BLAS-backed dot
+    # takes tens of seconds to compile cold, and with k and p small nothing is lost.
     sigma2 = sigma ** 2
     k = stats.ZtZ.shape[1]
-    rss = stats.yty - 2 * pt.dot(beta, stats.Xty) + pt.dot(beta, pt.dot(stats.XtX, beta))
-    Ztr = stats.Zty - pt.tensordot(stats.ZtX, beta, axes=[[2], [0]])       # (J, k)
-    w = pt.dot(Ztr, L)                                                       # rows: L^T Z^T r
-    M = pt.eye(k) + pt.matmul(pt.matmul(L.T, stats.ZtZ), L) / sigma2          # (J, k, k)
+    rss = (stats.yty - 2 * (beta * stats.Xty).sum()
+           + (stats.XtX * beta[:, None] * beta[None, :]).sum())
+    Ztr = stats.Zty - (stats.ZtX * beta).sum(axis=2)                        # (J, k)
+    w = (Ztr[:, :, None] * L[None, :, :]).sum(axis=1)                         # rows: L^T Z^T r
+    ZtZ_L = (stats.ZtZ[:, :, :, None] * L[None, None, :, :]).sum(axis=2)     # (J, k, k)
+    M = pt.eye(k) + (L[None, :, :, None] * ZtZ_L[:, :, None, :]).sum(axis=1) / sigma2
     logdet, wMw = _logdet_and_quadratic(M, w, k)
     quad = (rss - wMw / sigma2) / sigma2
     return -0.5 * (stats.n * np.log(2 * np.pi) + 2 * stats.n * pt.log(sigma) + logdet + quad)
