@@ -48,11 +48,9 @@ class Fit:
 
     def fixed_effects(self, prob: float = DEFAULT_PROB) -> pd.DataFrame:
         """One row per fixed-effect term (``Intercept``, ``Days``, ``trt[progabide]``, ...)."""
-        names = self.model.design.fixed_names
-        if not names:
-            return summarize(xr.DataArray([[[]]], dims=("chain", "draw", "t")),
-                             pd.Index([], name="term"), prob)
-        return summarize(self.posterior["beta"], pd.Index(names, name="term"), prob)
+        index = pd.Index(self.model.design.fixed_names, name="term")
+        draws = self.posterior["beta"] if len(index) else None
+        return summarize(draws, index, prob)
 
     def variance_components(self, prob: float = DEFAULT_PROB) -> pd.DataFrame:
         """SDs (and correlations) per grouping factor, plus the residual SD.

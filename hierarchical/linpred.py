@@ -23,7 +23,7 @@ def eta_draws(posterior: xr.Dataset, X: np.ndarray, groups: list[tuple[str, np.n
     if X.shape[1]:
         eta = np.einsum("cdp,np->cdn", posterior["beta"].values, X)
     else:
-        eta = np.zeros(posterior.sizes["chain"], posterior.sizes["draw"], X.shape[0])
+        eta = np.zeros((posterior.sizes["chain"], posterior.sizes["draw"], X.shape[0]))
     for name, codes, Z in groups:
         u = effects.get(name)
         if u is None:

@@ -35,8 +35,9 @@ class SufficientStats:
 
 
 def applies(design: Design) -> bool:
-    """Gaussian response and exactly one grouping factor."""
-    return design.spec.family == "gaussian" and len(design.groups) == 1
+    """Gaussian response, exactly one grouping factor and at least one fixed effect."""
+    return (design.spec.family == "gaussian" and len(design.groups) == 1
+            and design.X.shape[1] > 0)
 
 
 def sufficient_stats(design: Design) -> SufficientStats:

@@ -45,8 +45,8 @@ def _resolve_marginalize(marginalize, design) -> bool:
         raise SpecError(f"marginalize must be True, False or 'auto', but got {marginalize!r}")
     if marginalize is True and not marginal.applies(design):
         raise SpecError("marginalize=True needs a Gaussian model with exactly one grouping "
-                        f"factor; this one is {design.spec.family!r} with "
-                        f"{len(design.groups)} factor(s)")
+                        f"factor and a fixed part; this one is {design.spec.family!r} with "
+                        f"{len(design.groups)} factor(s) and {design.X.shape[1]} fixed term(s)")
     return marginal.applies(design) if marginalize == "auto" else bool(marginalize)
 
 

@@ -20,10 +20,13 @@ def summarize(draws: xr.DataArray, index: pd.Index, prob: float = DEFAULT_PROB) 
 
     ``draws`` has dims (chain, draw, item); ``index`` labels the items in order.
     """
+    lo, hi = interval_columns(prob)
+    columns = ["mean", "sd", lo, hi, "mcse_mean", "ess_bulk", "ess_tail", "r_hat"]
+    if len(index) == 0:
+        return pd.DataFrame(columns=columns, index=index, dtype=float)
     values = draws.transpose("chain", "draw", ...).values.reshape(
         draws.sizes["chain"], draws.sizes["draw"], -1)
     flat = xr.DataArray(values, dims=("chain", "draw", "item"))
-    lo, hi = interval_columns(prob)
     q = np.quantile(values, [(1 - prob) / 2, (1 + prob) / 2], axis=(0, 1))
     stats = {
         "mean": values.mean(axis=(0, 1)),
@@ -35,4 +38,4 @@ def summarize(draws: xr.DataArray, index: pd.Index, prob: float = DEFAULT_PROB) 
         "ess_tail": az.ess(flat, method="tail").values,
         "r_hat": az.rhat(flat).values,
     }
-    return pd.DataFrame(stats, index=index)
+    return pd.DataFrame(stats, index=index)[columns]

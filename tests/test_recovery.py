@@ -127,3 +127,15 @@ def test_glmm_recovered(family):
     fit = hier.Model(spec, frame).fit(**FIT)
     assert_recovered(fit.fixed_effects(), {"Intercept": -0.3, "x": 0.6})
     assert_recovered(fit.variance_components(), {("g", "Intercept"): 0.5})
+
+
+def test_model_without_fixed_effects():
+    rng = np.random.default_rng(909)
+    g = grouped(rng, 12, 10)
+    u = rng.normal(0, 1.0, 12)
+    frame = pd.DataFrame({"y": u[g] + rng.normal(0, 0.3, g.size), "g": g})
+    fit = hier.Model("y ~ 0 + (1 | g)", frame).fit(**FIT)
+    assert fit.fixed_effects().empty and "mean" in fit.fixed_effects().columns
+    effects = fit.group_effects(kind="total")["mean"].to_numpy()
+    assert np.abs(effects - u).max() < 0.4  # each level has 10 rows with sd 0.3: se ~0.1
+    assert fit.predict().shape == (g.size, 4)
