@@ -284,6 +284,16 @@ def _group_design(frame: pd.DataFrame, term: GroupTerm) -> GroupDesign:
     return GroupDesign(term=term, levels=levels, codes=codes, Z=Z, term_names=names, matrix=dm)
 
 
+def log_offset(frame: pd.DataFrame, spec: ModelSpec) -> np.ndarray | None:
+    """The offset on the log scale: the offset column, or log of a positive exposure column."""
+    if spec.offset:
+        return _numeric_column(frame, spec.offset, "offset")
+    if spec.exposure:
+        exposure = _numeric_column(frame, spec.exposure, "exposure")
+        return np.log(_positive(exposure, frame, spec.exposure, "exposure"))
+    return None
+
+
 def build_design(spec: ModelSpec, data: pd.DataFrame, *, dropna: bool = False) -> Design:
     """Validate ``data`` against ``spec`` and encode it. Raises DataError / SpecError."""
     data = _check_frame(data)
@@ -293,10 +303,7 @@ def build_design(spec: ModelSpec, data: pd.DataFrame, *, dropna: bool = False) -
     y = _numeric_response(frame, spec)
     trials = _numeric_column(frame, spec.trials, "trials") if spec.trials else None
     _check_family_values(frame, spec, y, trials)
-    offset = _numeric_column(frame, spec.offset, "offset") if spec.offset else None
-    if spec.exposure:
-        exposure = _numeric_column(frame, spec.exposure, "exposure")
-        offset = np.log(_positive(exposure, frame, spec.exposure, "exposure"))
+    offset = log_offset(frame, spec)
     se = None
     if spec.se:
         se = _positive(_numeric_column(frame, spec.se, "standard error"), frame, spec.se,

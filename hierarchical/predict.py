@@ -14,7 +14,8 @@ import pandas as pd
 import xarray as xr
 
 from . import families
-from .design import Design, GroupDesign, _check_columns, _handle_missing, _numeric_column, row_labels
+from .design import (Design, GroupDesign, _check_columns, _handle_missing, _numeric_column,
+                     log_offset, row_labels)
 from .exceptions import DataError, SpecError
 from .linpred import eta_draws
 from .summary import DEFAULT_PROB, interval_columns
@@ -101,15 +102,7 @@ def predict(fit, newdata: pd.DataFrame | None = None, *, kind: str = "mean",
         Z = np.asarray(g.matrix.evaluate_new_data(frame).design_matrix, dtype=float)
         groups.append((g.name, codes, Z))
         effects[g.name] = _new_effects(posterior, g, len(unseen), new_groups, rng)
-    offset = None
-    if spec.offset:
-        offset = _numeric_column(frame, spec.offset, "offset")
-    elif spec.exposure:
-        exposure = _numeric_column(frame, spec.exposure, "exposure")
-        if (exposure <= 0).any():
-            raise DataError(f"exposure column {spec.exposure!r} must be > 0 in newdata")
-        offset = np.log(exposure)
-    eta = eta_draws(posterior, X, groups, offset, effects)
+    eta = eta_draws(posterior, X, groups, log_offset(frame, spec), effects)
     values = eta
     if kind == "mean":
         values = families.inverse_link(spec.family, eta)
