@@ -5,17 +5,19 @@ with NUTS (nutpie by default) and are read as a statistician would: fixed effect
 components, group effects and convergence verdicts.
 """
 
-from . import datasets, exceptions
+from . import datasets, exceptions, plots
 from .fit import Fit
 from .formula import from_formula
 from .model import Model
 from .persist import load
+from .pooling import PoolingComparison, compare_pooling
 from .spec import GroupTerm, ModelSpec, Prior
 from .templates import logit_glmm, meta_analysis, poisson_glmm, random_intercepts, random_slopes
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Fit", "GroupTerm", "Model", "ModelSpec", "Prior", "datasets", "exceptions", "from_formula",
-    "load", "logit_glmm", "meta_analysis", "poisson_glmm", "random_intercepts", "random_slopes",
+    "Fit", "GroupTerm", "Model", "ModelSpec", "PoolingComparison", "Prior", "compare_pooling",
+    "datasets", "exceptions", "from_formula", "load", "logit_glmm", "meta_analysis", "plots",
+    "poisson_glmm", "random_intercepts", "random_slopes",
 ]

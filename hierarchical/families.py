@@ -47,3 +47,22 @@ def draw_response(family: str, eta: np.ndarray, rng: np.random.Generator, *, sig
     if family == "bernoulli":
         return rng.binomial(1, p).astype(float)
     return rng.binomial(trials.astype("int64"), p).astype(float)
+
+
+def working_weight(family: str, eta: np.ndarray, *, sigma=None, se=None, trials=None
+                   ) -> np.ndarray:
+    """Fisher information of each row about its linear predictor, -d2 log p / d eta2.
+
+    Gaussian 1 / sigma^2, meta-analysis 1 / se^2, Poisson mu, Bernoulli p (1 - p), binomial
+    n p (1 - p); broadcast like ``eta`` (draws first). It is the precision a row adds to the
+    group effects it loads on, which is what shrinkage is measured against.
+    """
+    if family == "gaussian":
+        return np.broadcast_to(1.0 / sigma ** 2, eta.shape)
+    if family == "meta":
+        return np.broadcast_to(1.0 / se ** 2, eta.shape)
+    if family == "poisson":
+        return np.exp(eta)
+    p = special.expit(eta)
+    n = 1.0 if family == "bernoulli" else trials
+    return n * p * (1 - p)

@@ -60,6 +60,8 @@ class Fit:
         """
         post, parts = self.posterior, []
         for g in self.model.design.groups:
+            if not g.term.pooled:
+                continue
             index = pd.MultiIndex.from_product([[g.name], g.term_names], names=["group", "name"])
             parts.append(summarize(post[f"{g.name}_sd"], index, prob))
             if f"{g.name}_corr" in post:
@@ -69,6 +71,8 @@ class Fit:
         if "sigma" in post:
             index = pd.MultiIndex.from_tuples([("residual", "sigma")], names=["group", "name"])
             parts.append(summarize(post["sigma"].expand_dims("item", axis=-1), index, prob))
+        if not parts:
+            return summarize(None, pd.MultiIndex.from_tuples([], names=["group", "name"]), prob)
         return pd.concat(parts)
 
     def group_draws(self, group: str, kind: str = "total") -> xr.DataArray:
@@ -94,7 +98,28 @@ class Fit:
             index = pd.MultiIndex.from_product([[g.name], g.levels, g.term_names],
                                                names=["group", "level", "term"])
             parts.append(summarize(draws, index, prob))
+        if not parts:
+            return summarize(None, pd.MultiIndex.from_tuples([], names=["group", "level", "term"]),
+                             prob)
         return pd.concat(parts)
+
+    def icc(self, prob: float = DEFAULT_PROB):
+        """Posterior of the intraclass correlation per grouping factor (`shrinkage.ICC`)."""
+        from .shrinkage import icc
+
+        return icc(self, prob)
+
+    def pooling_factors(self, prob: float = DEFAULT_PROB) -> pd.DataFrame:
+        """Gelman & Pardoe (2006) pooling factor per (group, term), with an interval."""
+        from .shrinkage import pooling_factors
+
+        return pooling_factors(self, prob)
+
+    def shrinkage(self) -> pd.DataFrame:
+        """Model-based shrinkage toward the population per (group, level, term)."""
+        from .shrinkage import model_shrinkage
+
+        return model_shrinkage(self)
 
     def predict(self, newdata: pd.DataFrame | None = None, *, kind: str = "mean",
                 new_groups: str = "population", summary: bool = True,

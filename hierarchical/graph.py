@@ -9,6 +9,8 @@ Variables (``g`` is a grouping factor, e.g. ``county``):
 * ``g_effect`` (dims ``g``, ``g_term``): the group deviations u_j.
 * ``g_total``: beta + u_j, the free variable of a centred factor that absorbs the fixed
   terms it shares (hierarchical centring; see ``_group_effects``).
+* an unpooled factor (``pooling="none"``) has only ``g_effect``: each level's own
+  coefficients with independent priors, no SD and no correlation.
 * ``sigma``: Gaussian residual SD.
 * the likelihood, named after the response column (dim ``obs``).
 """
@@ -71,6 +73,18 @@ def covariance_factor(g: GroupDesign, entries: dict[str, PriorEntry]):
     return sd, chol
 
 
+def _unpooled_effects(g: GroupDesign, entries: dict[str, PriorEntry]):
+    """Each level's own coefficients, independent a priori (no group distribution)."""
+    priors = [entries[f"{g.name}_coef[{t}]"].prior for t in g.term_names]
+    dims = (g.name, f"{g.name}_term")
+    if len({(p.dist, tuple(sorted(p.params))) for p in priors}) == 1:
+        params = {k: [p.params[k] for p in priors] for k in priors[0].params}
+        return prior_variable(f"{g.name}_effect", priors[0].dist, params, dims=dims)
+    columns = [prior_variable(f"{g.name}_effect[{t}]", p.dist, p.params, dims=g.name)
+               for p, t in zip(priors, g.term_names)]
+    return pm.Deterministic(f"{g.name}_effect", pt.stack(columns, axis=1), dims=dims)
+
+
 def _group_effects(g: GroupDesign, entries: dict[str, PriorEntry], mean=None):
     """Draw the effects of one factor; returns (variable entering eta, deviations u_j).
 
@@ -79,6 +93,9 @@ def _group_effects(g: GroupDesign, entries: dict[str, PriorEntry], mean=None):
     the total theta_j ~ N(mean, Sigma) and u_j = theta_j - mean: this removes the ridge
     between the intercept and every group effect that a diagonal mass matrix cannot follow.
     """
+    if not g.term.pooled:
+        effect = _unpooled_effects(g, entries)
+        return effect, effect
     name, k = g.name, len(g.term_names)
     dims = (name, f"{name}_term")
     sd, chol = covariance_factor(g, entries)
@@ -108,7 +125,7 @@ def _group_contribution(g: GroupDesign, effect):
 def absorbing_group(design: Design) -> GroupDesign | None:
     """The first centred factor sharing a term with the fixed part takes those terms as its mean."""
     for g in design.groups:
-        if g.term.centered and set(g.term_names) & set(design.fixed_names):
+        if g.term.pooled and g.term.centered and set(g.term_names) & set(design.fixed_names):
             return g
     return None
 
@@ -118,7 +135,7 @@ def coords(design: Design) -> dict[str, list]:
     for g in design.groups:
         out[g.name] = list(g.levels)
         out[f"{g.name}_term"] = list(g.term_names)
-        if g.term.correlated and len(g.term_names) > 1:
+        if g.term.pooled and g.term.correlated and len(g.term_names) > 1:
             out[f"{g.name}_pair"] = pair_labels(g.term_names)
     return out
 

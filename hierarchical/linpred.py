@@ -50,3 +50,11 @@ def log_likelihood_group(posterior: xr.Dataset, design: Design) -> DataTree:
                       coords={"chain": posterior["chain"], "draw": posterior["draw"],
                               "obs": np.arange(design.n)})
     return DataTree(data)
+
+
+def group_cholesky(posterior: xr.Dataset, name: str, k: int) -> np.ndarray:
+    """Cholesky factor of each draw's group covariance, diag(sd) L: (chain, draw, k, k)."""
+    sd = posterior[f"{name}_sd"].transpose("chain", "draw", f"{name}_term").values
+    if f"{name}_corr_chol" in posterior:
+        return sd[..., :, None] * posterior[f"{name}_corr_chol"].values
+    return sd[..., :, None] * np.eye(k)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .design import Design
+from .linpred import group_cholesky
 
 
 @dataclass
@@ -35,9 +36,10 @@ class SufficientStats:
 
 
 def applies(design: Design) -> bool:
-    """Gaussian response, exactly one grouping factor and at least one fixed effect."""
+    """Gaussian response, exactly one (partially pooled) grouping factor and at least one
+    fixed effect."""
     return (design.spec.family == "gaussian" and len(design.groups) == 1
-            and design.X.shape[1] > 0)
+            and design.groups[0].term.pooled and design.X.shape[1] > 0)
 
 
 def sufficient_stats(design: Design) -> SufficientStats:
@@ -97,12 +99,8 @@ def draw_effects(posterior, design: Design, stats: SufficientStats,
     g = design.groups[0]
     name, k = g.name, len(g.term_names)
     beta = posterior["beta"].values                                          # (c, d, p)
-    sd = posterior[f"{name}_sd"].transpose("chain", "draw", f"{name}_term").values
     sigma2 = posterior["sigma"].values[..., None, None] ** 2                 # (c, d, 1, 1)
-    if f"{name}_corr_chol" in posterior:
-        L = sd[..., :, None] * posterior[f"{name}_corr_chol"].values          # (c, d, k, k)
-    else:
-        L = sd[..., :, None] * np.eye(k)
+    L = group_cholesky(posterior, name, k)                                   # (c, d, k, k)
     Ztr = stats.Zty - np.einsum("jkp,cdp->cdjk", stats.ZtX, beta)             # (c, d, J, k)
     w = np.einsum("cdjk,cdkl->cdjl", Ztr, L)                                   # L^T Z^T r
     LtZtZL = np.einsum("cdki,jkl,cdlm->cdjim", L, stats.ZtZ, L)

@@ -76,6 +76,10 @@ def choose(design: Design) -> list[Choice]:
     gaussian = design.spec.family == "gaussian"
     choices = []
     for g in design.groups:
+        if not g.term.pooled:
+            choices.append(Choice(g.name, np.nan, False, "no pooling: each level's own "
+                                  "coefficients, independent priors"))
+            continue
         if g.term.centered != "auto":
             choices.append(Choice(g.name, np.nan, bool(g.term.centered), "set by the user"))
             continue

@@ -17,7 +17,7 @@ from . import families
 from .design import (Design, GroupDesign, _check_columns, _handle_missing, _numeric_column,
                      log_offset, row_labels)
 from .exceptions import DataError, SpecError
-from .linpred import eta_draws
+from .linpred import eta_draws, group_cholesky
 from .summary import DEFAULT_PROB, interval_columns
 
 KINDS = ("link", "mean", "response")
@@ -64,15 +64,15 @@ def _new_effects(posterior: xr.Dataset, g: GroupDesign, n_new: int, new_groups: 
     if n_new == 0:
         return fitted
     chains, draws, _, k = fitted.shape
+    if not g.term.pooled:
+        raise DataError(f"newdata has {n_new} level(s) of {name!r} not seen in fitting, and "
+                        f"{name!r} is unpooled (pooling='none'): there is no group "
+                        "distribution to draw them from; predict seen levels only")
     if new_groups == "zero":
         extra = np.zeros((chains, draws, n_new, k))
     else:
-        sd = posterior[f"{name}_sd"].transpose("chain", "draw", f"{name}_term").values
         z = rng.standard_normal((chains, draws, n_new, k))
-        if f"{name}_corr_chol" in posterior:
-            chol = posterior[f"{name}_corr_chol"].values  # (chain, draw, k, k)
-            z = np.einsum("cdij,cdnj->cdni", chol, z)
-        extra = z * sd[:, :, None, :]
+        extra = np.einsum("cdij,cdnj->cdni", group_cholesky(posterior, name, k), z)
     return np.concatenate([fitted, extra], axis=2)
 
 

@@ -16,7 +16,9 @@ The rule (rstanarm-style autoscaling, on the link scale):
 
 Override keys (DESIGN.md): ``"Intercept"``, a fixed term name, ``"fixed"`` (all
 non-intercept fixed effects), ``"<group>_sd"``, ``"<group>_sd[<term>]"``, ``"<group>_corr"``,
-``"sigma"``. The most specific key wins.
+``"sigma"``; for a factor with ``pooling="none"``, ``"<group>_coef"`` and
+``"<group>_coef[<term>]"`` (each level's own coefficients, by default the fixed-effect prior
+of the same term). The most specific key wins.
 """
 
 from __future__ import annotations
@@ -76,36 +78,67 @@ def _column_sd(values: np.ndarray) -> float:
     return sd if sd > 0 else 1.0
 
 
+def _slope_scale(x: np.ndarray, s: float) -> float:
+    return 2.5 * s / _column_sd(x)
+
+
+def _intercept_scale(design: Design, s: float) -> float:
+    """2.5 s widened by the slopes' uncertainty at x = 0 (fixed and unpooled slopes alike)."""
+    columns = [design.X[:, j] for j, t in enumerate(design.fixed_names) if t != "Intercept"]
+    columns += [g.Z[:, j] for g in design.groups if not g.term.pooled
+                for j, t in enumerate(g.term_names) if t != "Intercept"]
+    return math.sqrt((2.5 * s) ** 2 + sum((_slope_scale(x, s) * x.mean()) ** 2 for x in columns))
+
+
+def _unpooled_priors(g, m: float, s: float, intercept_scale: float, m_src: str, s_src: str
+                     ) -> list[PriorEntry]:
+    """Each level's own coefficients: the fixed-effect default for the same term."""
+    entries = []
+    for j, term in enumerate(g.term_names):
+        if term == "Intercept":
+            prior = Prior("Normal", mu=_r(m), sigma=_r(intercept_scale))
+            how = f"mu = {m_src}; sigma = 2.5 * {s_src}, widened for uncentred predictors"
+        else:
+            scale = _slope_scale(g.Z[:, j], s)
+            prior = Prior("Normal", mu=0.0, sigma=_r(scale))
+            how = f"2.5 * {s_src} / sd({term}) = {_r(scale)}"
+        entries.append(PriorEntry(f"{g.name}_coef[{term}]", f"{g.name}_coef[{term}]", "coef",
+                                  prior, f"default (no pooling): {how}"))
+    return entries
+
+
+def _pooled_priors(g, s: float, s_src: str) -> list[PriorEntry]:
+    entries = []
+    for j, term in enumerate(g.term_names):
+        sd_z = 1.0 if term == "Intercept" else _column_sd(g.Z[:, j])
+        scale = s / sd_z
+        how = f"{s_src}" if term == "Intercept" else f"{s_src} / sd({term})"
+        entries.append(PriorEntry(f"{g.name}_sd[{term}]", f"{g.name}_sd[{term}]", "sd",
+                                  Prior("HalfNormal", sigma=_r(scale)),
+                                  f"default: {how} = {_r(scale)}"))
+    if g.term.correlated and len(g.term_names) > 1:
+        entries.append(PriorEntry(f"{g.name}_corr", f"{g.name}_corr", "corr",
+                                  Prior("LKJ", eta=2.0), "default: LKJ(eta=2)"))
+    return entries
+
+
 def default_priors(design: Design) -> list[PriorEntry]:
     """The data-scaled default prior for every parameter of the model."""
     m, s, m_src, s_src = _outcome_scale(design)
+    intercept_scale = _intercept_scale(design, s)
     entries: list[PriorEntry] = []
-    slope_var = 0.0
     for j, term in enumerate(design.fixed_names):
         if term == "Intercept":
+            entries.append(PriorEntry(
+                "Intercept", "Intercept", "fixed", Prior("Normal", mu=_r(m), sigma=_r(intercept_scale)),
+                f"default: mu = {m_src}; sigma = 2.5 * {s_src}, widened for uncentred predictors"))
             continue
-        x = design.X[:, j]
-        sd_x = _column_sd(x)
-        scale = 2.5 * s / sd_x
-        slope_var += (scale * x.mean()) ** 2
+        scale = _slope_scale(design.X[:, j], s)
         entries.append(PriorEntry(term, term, "fixed", Prior("Normal", mu=0.0, sigma=_r(scale)),
                                   f"default: 2.5 * {s_src} / sd({term}) = {_r(scale)}"))
-    if "Intercept" in design.fixed_names:
-        scale = math.sqrt((2.5 * s) ** 2 + slope_var)
-        entries.insert(0, PriorEntry(
-            "Intercept", "Intercept", "fixed", Prior("Normal", mu=_r(m), sigma=_r(scale)),
-            f"default: mu = {m_src}; sigma = 2.5 * {s_src}, widened for uncentred predictors"))
     for g in design.groups:
-        for j, term in enumerate(g.term_names):
-            sd_z = 1.0 if term == "Intercept" else _column_sd(g.Z[:, j])
-            scale = s / sd_z
-            how = f"{s_src}" if term == "Intercept" else f"{s_src} / sd({term})"
-            entries.append(PriorEntry(f"{g.name}_sd[{term}]", f"{g.name}_sd[{term}]", "sd",
-                                      Prior("HalfNormal", sigma=_r(scale)),
-                                      f"default: {how} = {_r(scale)}"))
-        if g.term.correlated and len(g.term_names) > 1:
-            entries.append(PriorEntry(f"{g.name}_corr", f"{g.name}_corr", "corr",
-                                      Prior("LKJ", eta=2.0), "default: LKJ(eta=2)"))
+        entries += (_pooled_priors(g, s, s_src) if g.term.pooled else
+                    _unpooled_priors(g, m, s, intercept_scale, m_src, s_src))
     if design.spec.family == "gaussian":
         entries.append(PriorEntry("sigma", "sigma", "sigma", Prior("HalfNormal", sigma=_r(s)),
                                   f"default: {s_src} = {_r(s)}"))
@@ -116,14 +149,14 @@ def _keys_for(entry: PriorEntry) -> list[str]:
     """Override keys that reach this entry, most specific first."""
     if entry.kind == "fixed":
         return [entry.label] if entry.label == "Intercept" else [entry.label, "fixed"]
-    if entry.kind == "sd":
+    if entry.kind in ("sd", "coef"):
         return [entry.label, entry.label.split("[")[0]]
     return [entry.label]
 
 
 def _validate(key: str, prior: Prior, kind: str) -> None:
-    allowed = {"fixed": LOCATION_SCALE | POSITIVE, "sd": POSITIVE, "sigma": POSITIVE,
-               "corr": CORRELATION}[kind]
+    allowed = {"fixed": LOCATION_SCALE | POSITIVE, "coef": LOCATION_SCALE | POSITIVE,
+               "sd": POSITIVE, "sigma": POSITIVE, "corr": CORRELATION}[kind]
     if prior.dist not in allowed:
         raise PriorError(f"prior for {key!r} must be one of {sorted(allowed)}, but got "
                          f"{prior.dist!r}" + (" (an SD needs a positive distribution)"

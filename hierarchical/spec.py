@@ -11,6 +11,7 @@ from typing import Any
 
 from .exceptions import PriorError, SpecError
 
+POOLING = ("partial", "none")
 FAMILIES = ("gaussian", "poisson", "bernoulli", "binomial", "meta")
 LINKS = {"gaussian": "identity", "meta": "identity", "poisson": "log", "bernoulli": "logit",
          "binomial": "logit"}
@@ -65,17 +66,28 @@ class GroupTerm:
     effects). ``expr`` is the lme4 left-hand side (``"1"``, ``"1 + Days"``, ``"0 + x"``).
     ``correlated=False`` is lme4's ``||``. ``centered`` picks the parameterisation: True,
     False, or ``"auto"`` (decided from the data, see ``parameterisation.py``).
+    ``pooling="none"`` gives every level its own coefficients with independent weakly
+    informative priors and no group SD (the no-pooling model of ``pooling.py``).
     """
 
     group: str
     expr: str = "1"
     correlated: bool = True
     centered: bool | str = "auto"
+    pooling: str = "partial"
 
     def __post_init__(self):
         if self.centered not in (True, False, "auto"):
             raise SpecError(f"centered for {self.group!r} must be True, False or 'auto', "
                             f"but got {self.centered!r}")
+        if self.pooling not in POOLING:
+            raise SpecError(f"pooling for {self.group!r} must be one of {POOLING}, "
+                            f"but got {self.pooling!r}")
+
+    @property
+    def pooled(self) -> bool:
+        """True for partially pooled effects (a group distribution with SDs to estimate)."""
+        return self.pooling == "partial"
 
     @property
     def factors(self) -> tuple[str, ...]:
@@ -84,7 +96,8 @@ class GroupTerm:
     @property
     def formula(self) -> str:
         bar = "|" if self.correlated else "||"
-        return f"({self.expr} {bar} {self.group})"
+        term = f"({self.expr} {bar} {self.group})"
+        return term if self.pooled else f"unpooled{term}"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,215 @@
+"""Complete, no and partial pooling fitted from one spec and read side by side.
+
+* **complete pooling**: the spec without group terms (one set of coefficients for all);
+* **no pooling** (per grouping factor g): g's levels each get their own coefficients with
+  independent weakly informative priors (the fixed-effect default for the same term,
+  ``pooling="none"`` in the spec), the fixed terms they replace are dropped, and any other
+  factors stay as in the model;
+* **partial pooling**: the model itself.
+
+Estimates are group coefficients on the link scale (``beta + u_j`` for partial pooling).
+Empirical shrinkage is ``1 - (partial - complete) / (no_pool - complete)``: 0 when the
+group keeps its own estimate, 1 when it is pulled all the way to the pooled one. The
+model-based shrinkage, pooling factors and ICC are defined in ``shrinkage.py``.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, replace
+
+import arviz as az
+import formulae
+import numpy as np
+import pandas as pd
+from scipy.special import logsumexp
+
+from . import shrinkage
+from .exceptions import SpecError
+from .fit import Fit
+from .model import Model
+from .spec import ModelSpec
+
+COMPLETE, PARTIAL = "complete pooling", "partial pooling"
+
+
+def _terms(rhs: str) -> list[str]:
+    return [t.name for t in formulae.model_description(rhs).terms]
+
+
+def _fixed_without(fixed: str, removed: set[str]) -> str:
+    """The fixed-part formula with the named terms (``Intercept`` included) dropped."""
+    kept = [t for t in _terms(fixed) if t not in removed]
+    slopes = [t for t in kept if t != "Intercept"]
+    return " + ".join(["1" if "Intercept" in kept else "0", *slopes])
+
+
+def _group_keys(name: str) -> tuple[str, ...]:
+    return (f"{name}_sd", f"{name}_corr")
+
+
+def complete_pooling_spec(spec: ModelSpec) -> ModelSpec:
+    """The spec with no group terms (and no priors that belong to them)."""
+    keys = tuple(k for g in spec.groups for k in _group_keys(g.group))
+    priors = tuple((k, p) for k, p in spec.priors if not k.startswith(keys))
+    return replace(spec, groups=(), priors=priors)
+
+
+def no_pooling_spec(model: Model, group: str) -> ModelSpec:
+    """``group`` unpooled: its levels' own coefficients replace the fixed terms they share.
+
+    Each coefficient's prior is the one the partial-pooling model gives that fixed term
+    when the user set it, otherwise the same data-scaled default.
+    """
+    spec = model.spec
+    term = next(g for g in spec.groups if g.group == group)
+    shared = set(_terms(term.expr))
+    priors = [(k, p) for k, p in spec.priors if not k.startswith(_group_keys(group))]
+    g = next(g for g in model.design.groups if g.name == group)
+    for entry in model.prior_entries:
+        if entry.kind == "fixed" and entry.label in g.term_names and entry.source.startswith("user"):
+            priors.append((f"{group}_coef[{entry.label}]", entry.prior))
+    fixed = _fixed_without(spec.fixed, shared)
+    dropped = set(g.term_names) | ({"fixed"} if fixed in ("0", "1") else set())
+    priors = [(k, p) for k, p in priors if k not in dropped]
+    groups = tuple(replace(t, pooling="none", centered=False) if t is term else t
+                   for t in spec.groups)
+    return replace(spec, fixed=fixed, groups=groups,
+                   priors=tuple(priors))
+
+
+def no_pooling_name(model: Model, group: str) -> str:
+    return "no pooling" if len(model.spec.groups) == 1 else f"no pooling ({group})"
+
+
+@dataclass
+class PoolingComparison:
+    """Complete, no and partial pooling of one model, side by side.
+
+    ``table``: one row per (group, level, term): n_obs, the three estimates (posterior mean
+    and sd), empirical and model-based shrinkage. ``pooling_factors``: Gelman & Pardoe per
+    (group, term). ``icc``: the partial-pooling fit's ICC. ``compare``: PSIS-LOO comparison
+    of the fits (plus the LOO root-mean-square prediction error for Gaussian models).
+    ``fits``: the fits by name.
+    """
+
+    table: pd.DataFrame
+    pooling_factors: pd.DataFrame
+    icc: shrinkage.ICC
+    compare: pd.DataFrame
+    fits: dict[str, Fit]
+
+    @property
+    def partial(self) -> Fit:
+        return self.fits[PARTIAL]
+
+    def __repr__(self) -> str:
+        with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 120):
+            return "\n\n".join([
+                f"PoolingComparison of {self.partial.spec.formula!r}",
+                "Model comparison (PSIS-LOO):\n" + self.compare.to_string(),
+                "Pooling factors (Gelman & Pardoe 2006):\n" + self.pooling_factors.to_string(),
+                repr(self.icc)])
+
+
+def _summary(draws) -> tuple[np.ndarray, np.ndarray]:
+    values = draws.values.reshape(-1, *draws.shape[2:])
+    return values.mean(axis=0), values.std(axis=0, ddof=1)
+
+
+def _estimates_table(partial: Fit, complete: Fit, no_pool: dict[str, Fit]) -> pd.DataFrame:
+    parts = []
+    complete_beta = complete.posterior.get("beta")
+    for g in partial.model.design.groups:
+        if not g.term.pooled:
+            continue
+        order = ("chain", "draw", g.name, f"{g.name}_term")
+        p_mean, p_sd = _summary(partial.group_draws(g.name).transpose(*order))
+        n_mean, n_sd = _summary(no_pool[g.name].group_draws(g.name).transpose(*order))
+        c_mean, c_sd = np.zeros(len(g.term_names)), np.zeros(len(g.term_names))
+        for t, term in enumerate(g.term_names):
+            if complete_beta is not None and term in complete_beta["fixed_term"].values:
+                c_mean[t], c_sd[t] = _summary(complete_beta.sel(fixed_term=term))
+        J = len(g.levels)
+        c_mean, c_sd = np.tile(c_mean, (J, 1)), np.tile(c_sd, (J, 1))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            empirical = 1 - (p_mean - c_mean) / (n_mean - c_mean)
+        index = pd.MultiIndex.from_product([[g.name], g.levels, g.term_names],
+                                           names=["group", "level", "term"])
+        parts.append(pd.DataFrame({
+            "n_obs": np.repeat(g.counts, len(g.term_names)),
+            "no_pool_mean": n_mean.ravel(), "no_pool_sd": n_sd.ravel(),
+            "partial_mean": p_mean.ravel(), "partial_sd": p_sd.ravel(),
+            "complete_mean": c_mean.ravel(), "complete_sd": c_sd.ravel(),
+            "shrinkage": empirical.ravel()}, index=index))
+    return pd.concat(parts).join(shrinkage.model_shrinkage(partial))
+
+
+def loo_rmse(fit: Fit, loo) -> float:
+    """Root-mean-square error of the PSIS-LOO predictive means E[y_i | y_-i]."""
+    mean = fit.predict(kind="mean", summary=False).transpose("chain", "draw", "obs").values
+    log_w = loo.log_weights.transpose("chain", "draw", ...).values.reshape(-1, mean.shape[-1])
+    weights = np.exp(log_w - logsumexp(log_w, axis=0))
+    loo_mean = (weights * mean.reshape(-1, mean.shape[-1])).sum(axis=0)
+    return float(np.sqrt(np.mean((fit.model.design.y - loo_mean) ** 2)))
+
+
+def compare_fits(fits: dict[str, Fit]) -> pd.DataFrame:
+    """arviz's LOO comparison of the fits, the count of unreliable Pareto k, and for Gaussian
+    models the LOO root-mean-square prediction error."""
+    loos = {name: az.loo(fit.idata, pointwise=True) for name, fit in fits.items()}
+    table = az.compare(loos)
+    table["n_high_pareto_k"] = [int((loos[n].pareto_k.values > loos[n].good_k).sum())
+                                for n in table.index]
+    if next(iter(fits.values())).spec.family == "gaussian":
+        table["rmse_loo"] = [loo_rmse(fits[n], loos[n]) for n in table.index]
+    return table
+
+
+def _as_fit_or_model(obj) -> tuple[Model, Fit | None]:
+    if isinstance(obj, Model):
+        return obj, None
+    if isinstance(obj, Fit):
+        return obj.model, obj
+    if isinstance(obj, tuple) and len(obj) == 2:
+        from .bambi_interop import from_bambi
+
+        fit = from_bambi(*obj)
+        return fit.model, fit
+    raise SpecError(f"compare_pooling needs a hierarchical Model, a Fit or a fitted bambi model "
+                    f"as (bambi.Model, DataTree), but got {type(obj).__name__}")
+
+
+def compare_pooling(model, **fit_kwargs) -> PoolingComparison:
+    """Fit complete, no and partial pooling from the same spec and compare them.
+
+    ``model``: a `Model` (all three are fitted), a `Fit` or a fitted bambi model given as
+    ``(bambi_model, idata)`` (used as the partial-pooling fit; the other two are fitted here).
+    ``fit_kwargs`` go to every ``fit`` call (draws, tune, chains, sampler, random_seed, ...).
+    """
+    model, partial = _as_fit_or_model(model)
+    pooled = [g.group for g in model.spec.groups if g.pooled]
+    if not pooled:
+        raise SpecError("compare_pooling needs a model with at least one partially pooled "
+                        "group term, such as (1 | group)")
+    plan = [(COMPLETE, complete_pooling_spec(model.spec))]
+    plan += [(no_pooling_name(model, g), no_pooling_spec(model, g)) for g in pooled]
+    verbose = fit_kwargs.get("progressbar", True)
+    fits = {}
+    steps = len(plan) + (partial is None)
+    if partial is None:
+        _announce(verbose, 1, steps, PARTIAL, model.spec)
+        partial = model.fit(**fit_kwargs)
+    fits[PARTIAL] = partial
+    for i, (name, spec) in enumerate(plan, start=steps - len(plan) + 1):
+        _announce(verbose, i, steps, name, spec)
+        fits[name] = Model(spec, model.data).fit(**fit_kwargs)
+    no_pool = {g: fits[no_pooling_name(model, g)] for g in pooled}
+    return PoolingComparison(table=_estimates_table(partial, fits[COMPLETE], no_pool),
+                             pooling_factors=partial.pooling_factors(), icc=partial.icc(),
+                             compare=compare_fits(fits), fits=fits)
+
+
+def _announce(verbose: bool, step: int, steps: int, name: str, spec: ModelSpec) -> None:
+    if verbose:
+        print(f"[{step}/{steps}] fitting {name}: {spec.formula}", file=sys.stderr, flush=True)

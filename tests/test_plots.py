@@ -1,0 +1,77 @@
+"""Every pooling plot rendered to PNG: sleepstudy random slopes (one panel per term) and a
+simulated study with 1,000 groups (no level labels, bounded figure size)."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.image as mpimg  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+import hierarchical as hier  # noqa: E402
+
+SMALL = dict(draws=300, tune=500, chains=2, progressbar=False)
+
+
+@pytest.fixture(scope="module")
+def sleep_pooling(sleepstudy):
+    model = hier.Model("Reaction ~ Days + (Days | Subject)", sleepstudy)
+    return hier.compare_pooling(model, random_seed=3, **SMALL)
+
+
+@pytest.fixture(scope="module")
+def thousand_groups():
+    rng = np.random.default_rng(12)
+    sizes = rng.integers(1, 6, 1000)
+    g = np.repeat(np.arange(1000), sizes)
+    y = 2.0 + 0.6 * rng.normal(size=1000)[g] + rng.normal(size=g.size)
+    data = pd.DataFrame({"y": y, "x": rng.normal(size=g.size), "g": [f"site{i}" for i in g]})
+    return hier.compare_pooling(hier.Model("y ~ x + (1 | g)", data), random_seed=4, **SMALL)
+
+
+def _png(fig, path):
+    hier.plots.save(fig, path)
+    image = mpimg.imread(path)
+    assert image.shape[0] > 300 and image.shape[1] > 300
+    assert image[..., :3].std() > 0.05  # not a blank canvas
+    return image
+
+
+def test_sleepstudy_plots_have_one_panel_per_term(sleep_pooling, tmp_path):
+    figures = {
+        "shrinkage": hier.plots.shrinkage(sleep_pooling),
+        "caterpillar": hier.plots.caterpillar(sleep_pooling.partial),
+        "pooling_vs_size": hier.plots.pooling_vs_size(sleep_pooling),
+        "variance_components": hier.plots.variance_components(sleep_pooling.partial),
+    }
+    titles = [ax.get_title() for ax in figures["shrinkage"].axes]
+    assert titles == ["Subject: Intercept, 18 levels", "Subject: Days, 18 levels"]
+    assert [ax.get_title() for ax in figures["caterpillar"].axes] == ["Subject: Intercept",
+                                                                     "Subject: Days"]
+    # 18 subjects: every level is labelled
+    labels = [t.get_text() for t in figures["caterpillar"].axes[0].get_yticklabels()]
+    assert sorted(labels) == sorted(sleep_pooling.partial.model.design.groups[0].levels)
+    assert [ax.get_xlabel() for ax in figures["variance_components"].axes] == [
+        "Subject_sd[Intercept]", "Subject_sd[Days]", "sigma"]
+    for name, fig in figures.items():
+        _png(fig, tmp_path / f"sleepstudy_{name}.png")
+
+
+def test_plots_stay_readable_with_1000_groups(thousand_groups, tmp_path):
+    fig = hier.plots.caterpillar(thousand_groups.partial)
+    ax = fig.axes[0]
+    assert ax.get_yticklabels() == [] or all(t.get_text() == "" for t in ax.get_yticklabels())
+    assert ax.get_ylabel() == "1000 levels of g, sorted"
+    assert fig.get_size_inches()[1] <= 12
+    _png(fig, tmp_path / "caterpillar_1000.png")
+    shrink = hier.plots.shrinkage(thousand_groups)
+    assert shrink.axes[0].collections[0].get_alpha() < 0.5   # faint points read as density
+    _png(shrink, tmp_path / "shrinkage_1000.png")
+    _png(hier.plots.pooling_vs_size(thousand_groups), tmp_path / "pooling_1000.png")
+
+
+def test_plot_selection_errors_name_the_choices(sleep_pooling):
+    with pytest.raises(hier.exceptions.SpecError, match=r"available: \[\('Subject', 'Intercept'\)"):
+        hier.plots.shrinkage(sleep_pooling, term="age")
