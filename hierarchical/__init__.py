@@ -6,6 +6,7 @@ components, group effects and convergence verdicts.
 """
 
 from . import datasets, exceptions, plots
+from .bambi_interop import from_bambi
 from .fit import Fit
 from .formula import from_formula
 from .model import Model
@@ -18,6 +19,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Fit", "GroupTerm", "Model", "ModelSpec", "PoolingComparison", "Prior", "compare_pooling",
-    "datasets", "exceptions", "from_formula", "load", "logit_glmm", "meta_analysis", "plots",
+    "datasets", "exceptions", "from_bambi", "from_formula", "load", "logit_glmm", "meta_analysis", "plots",
     "poisson_glmm", "random_intercepts", "random_slopes",
 ]

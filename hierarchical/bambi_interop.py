@@ -12,17 +12,17 @@ the plots read bambi fits without refitting.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
 from xarray import DataTree
 
 from .exceptions import PriorError, SpecError
+from .fit import Fit
+from .formula import _split_top_level
+from .linpred import log_likelihood_group
+from .model import Model
 from .priors import PriorEntry
-
-if TYPE_CHECKING:
-    from .fit import Fit
 
 LEVEL = re.compile(r"(?P<term>[^\[\]]+)\[(?P<level>[^\[\]]+)\]")
 
@@ -97,8 +97,6 @@ LINKS = {"gaussian": "identity", "poisson": "log", "bernoulli": "logit"}
 def our_formula(bambi_formula: str) -> str:
     """bambi's formula in our grammar: its group terms have independent SDs, so a bambi
     '(1 + x | g)' is our '(1 + x || g)'; an intercept-only '(1 | g)' is the same in both."""
-    from .formula import _split_top_level
-
     lhs, tilde, rhs = bambi_formula.partition("~")
     if not tilde:
         raise SpecError(f"bambi formula {bambi_formula!r} has no '~'; expected 'y ~ x + (1 | g)'")
@@ -107,6 +105,7 @@ def our_formula(bambi_formula: str) -> str:
 
 
 def _uncorrelated(piece: str) -> str:
+    """One top-level piece of the right-hand side, a bar term made '||' unless intercept-only."""
     text = piece.strip()
     if not (text.startswith("(") and text.endswith(")")) or text.count("|") != 1:
         return text
@@ -131,8 +130,9 @@ def _family(bmb_model) -> str:
 def _linear_component(bmb_model):
     """bambi's component for the mean; refuses what our models cannot express."""
     if bmb_model.formula.additionals:
-        raise SpecError(f"bambi formula has distributional parts {list(bmb_model.formula.additionals)}; "
-                        "only a model for the mean can be converted")
+        raise SpecError(f"bambi formula has distributional parts "
+                        f"{list(bmb_model.formula.additionals)}; only a model for the mean "
+                        "can be converted")
     component = bmb_model.parameters[bmb_model.family.likelihood.parent]
     extra = [*component.offset_terms, *component.hsgp_terms]
     if extra:
@@ -142,6 +142,7 @@ def _linear_component(bmb_model):
 
 
 def _variable(posterior: xr.Dataset, name: str, role: str) -> xr.DataArray:
+    """A bambi posterior variable; ``role`` says what we needed it for when it is missing."""
     if name not in posterior:
         raise SpecError(f"bambi's posterior has no variable {name!r} ({role}); it has "
                         f"{sorted(map(str, posterior.data_vars))}")
@@ -170,6 +171,7 @@ def _stack(columns: dict, names: list[str], dim: str, what: str) -> xr.DataArray
 
 
 def _fixed_draws(posterior: xr.Dataset, component, names: list[str]) -> xr.DataArray:
+    """Our ``beta`` (chain, draw, fixed_term) from bambi's one variable per term."""
     from bambi.utils import get_aliased_name
 
     columns = {}
@@ -217,6 +219,7 @@ def _group_draws(posterior: xr.Dataset, component, g) -> dict[str, xr.DataArray]
 
 
 def _residual_sd(bmb_model, posterior: xr.Dataset) -> dict[str, xr.DataArray]:
+    """Our ``sigma`` for Gaussian models (bambi's ``sigma`` parameter, or its alias)."""
     if bmb_model.family.name != "gaussian":
         return {}
     component = bmb_model.parameters["sigma"]
@@ -248,14 +251,18 @@ def _check_observed(idata: DataTree, model) -> None:
 
 
 def _group(idata, name: str, needed: tuple[str, ...]) -> xr.Dataset:
-    if not isinstance(idata, DataTree) or name not in idata.children:
-        raise SpecError(f"idata must be the DataTree returned by bambi's Model.fit (MCMC), with a "
-                        f"{name!r} group; got {type(idata).__name__}"
-                        + (f" with groups {sorted(idata.children)}" if isinstance(idata, DataTree) else ""))
+    """One group of bambi's DataTree, with the variables we need from it."""
+    if not isinstance(idata, DataTree):
+        raise SpecError(f"idata must be the DataTree returned by bambi's Model.fit (MCMC), "
+                        f"but got {type(idata).__name__}")
+    if name not in idata.children:
+        raise SpecError(f"idata has no {name!r} group (groups: {sorted(idata.children)}); "
+                        "pass the DataTree that bambi's Model.fit returned")
     data = idata[name].to_dataset()
     missing = [v for v in needed if v not in data]
     if missing:
-        raise SpecError(f"idata's {name!r} group lacks {missing}; it has {sorted(map(str, data.data_vars))}")
+        raise SpecError(f"idata's {name!r} group lacks {missing}; it has "
+                        f"{sorted(map(str, data.data_vars))}")
     return data
 
 
@@ -270,10 +277,6 @@ def from_bambi(bmb_model, idata: DataTree) -> Fit:
     priors are ours, not bambi's. Raises SpecError for families other than gaussian,
     poisson and bernoulli, and names any bambi variable that is missing.
     """
-    from .fit import Fit
-    from .linpred import log_likelihood_group
-    from .model import Model
-
     family = _family(bmb_model)
     component = _linear_component(bmb_model)
     posterior = _group(idata, "posterior", ())

@@ -158,7 +158,7 @@ def compare_fits(fits: dict[str, Fit]) -> pd.DataFrame:
     """arviz's LOO comparison of the fits, the count of unreliable Pareto k, and for Gaussian
     models the LOO root-mean-square prediction error."""
     loos = {name: az.loo(fit.idata, pointwise=True) for name, fit in fits.items()}
-    table = az.compare(loos)
+    table = az.compare(loos, round_to="none")
     table["n_high_pareto_k"] = [int((loos[n].pareto_k.values > loos[n].good_k).sum())
                                 for n in table.index]
     if next(iter(fits.values())).spec.family == "gaussian":
