@@ -43,6 +43,7 @@ import scipy.sparse as sp
 import xarray as xr
 
 from . import families
+from .exceptions import SpecError
 from .linpred import group_cholesky, in_sample_eta
 from .summary import DEFAULT_PROB, interval_columns, summarize
 
@@ -182,7 +183,8 @@ def icc(fit, prob: float = DEFAULT_PROB) -> ICC:
     posterior, design = fit.posterior, fit.model.design
     variances = _factor_variances(posterior, design)
     if not variances:
-        raise ValueError("the ICC needs at least one partially pooled grouping factor")
+        raise SpecError("the ICC needs at least one partially pooled grouping factor; this "
+                        f"model has {[g.term.formula for g in design.groups] or 'none'}")
     total = sum(variances.values())
     residual, label = _residual_variance(posterior, design, total)
     values = np.stack([v / (total + residual) for v in variances.values()], axis=-1)

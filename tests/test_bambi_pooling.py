@@ -7,7 +7,6 @@ the one bambi computes, which checks the intercept (x = 0) and the level matchin
 
 import bambi as bmb
 import numpy as np
-import pandas as pd
 import pytest
 from scipy import stats
 from xarray import DataTree
@@ -21,13 +20,8 @@ COUNTY = "HENNEPIN"
 
 
 @pytest.fixture(scope="module")
-def radon_data() -> pd.DataFrame:
-    return hier.datasets.load("radon")
-
-
-@pytest.fixture(scope="module")
-def bambi_fit(radon_data):
-    model = bmb.Model("log_radon ~ floor + (1 | county)", radon_data)
+def bambi_fit(radon):
+    model = bmb.Model("log_radon ~ floor + (1 | county)", radon.copy())
     return model, model.fit(**SAMPLING)
 
 
@@ -94,8 +88,8 @@ def test_formula_group_terms_become_uncorrelated():
             == "y ~ x + (1 + x || g) + (1 | h) + (0 + log(z) || k)")
 
 
-def test_slopes_model_converts_to_independent_sds(radon_data):
-    model = bmb.Model("log_radon ~ floor + (1 + floor | county)", radon_data)
+def test_slopes_model_converts_to_independent_sds(radon):
+    model = bmb.Model("log_radon ~ floor + (1 + floor | county)", radon.copy())
     idata = model.fit(draws=100, tune=200, chains=1, random_seed=2, progressbar=False)
     fit = from_bambi(model, idata)
     assert fit.spec.formula == "log_radon ~ floor + (1 + floor || county)"
@@ -106,8 +100,8 @@ def test_slopes_model_converts_to_independent_sds(radon_data):
                                rtol=0, atol=1e-10)
 
 
-def test_unsupported_family_is_refused(radon_data):
-    counts = radon_data.assign(count=np.round(np.exp(radon_data["log_radon"])).astype(int))
+def test_unsupported_family_is_refused(radon):
+    counts = radon.assign(count=np.round(np.exp(radon["log_radon"])).astype(int))
     model = bmb.Model("count ~ floor + (1 | county)", counts, family="negativebinomial")
     with pytest.raises(SpecError, match="negativebinomial"):
         from_bambi(model, DataTree())

@@ -232,3 +232,5 @@ def test_unpooled_factor_cannot_predict_unseen_levels(radon):
     with pytest.raises(hier.exceptions.DataError, match="unpooled"):
         fit.predict(new, new_groups="population")
     assert list(fit.variance_components().index) == [("residual", "sigma")]
+    with pytest.raises(hier.exceptions.SpecError, match=r"partially pooled.*unpooled\(1 \| county\)"):
+        fit.icc()
