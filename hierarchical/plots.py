@@ -83,8 +83,13 @@ def shrinkage(comparison, group: str | None = None, term: str | None = None):
         for xi, start, end in zip(x, rows["no_pool_mean"], rows["partial_mean"]):
             ax.annotate("", xy=(xi, end), xytext=(xi, start),
                         arrowprops=dict(arrowstyle="->", color=PARTIAL, alpha=a, lw=0.8))
-        ax.axhline(rows["complete_mean"].iloc[0], color=COMPLETE, lw=1.5, ls="--",
-                   label="complete pooling", zorder=1)
+        complete = rows["complete_mean"].to_numpy()
+        if np.ptp(complete) == 0:
+            ax.axhline(complete[0], color=COMPLETE, lw=1.5, ls="--", label="complete pooling",
+                       zorder=1)
+        else:  # group-level predictors: the pooled regression's value differs per level
+            ax.scatter(x, complete, marker="_", s=60, color=COMPLETE, alpha=a, zorder=1,
+                       label="complete pooling (at the level's predictors)")
         if by_size:
             _size_axis(ax, n, g)
         elif len(rows) <= MAX_LABELS // 3:

@@ -16,6 +16,7 @@ model-based shrinkage, pooling factors and ICC are defined in ``shrinkage.py``.
 from __future__ import annotations
 
 import sys
+import warnings
 from dataclasses import dataclass, replace
 
 import arviz as az
@@ -55,27 +56,52 @@ def complete_pooling_spec(spec: ModelSpec) -> ModelSpec:
     return replace(spec, groups=(), priors=priors)
 
 
+def group_level_terms(model: Model, group: str) -> dict[str, list[str]]:
+    """Fixed terms (with their columns) constant within every level of ``group``.
+
+    Beside unpooled intercepts they are not identified (each level's own intercept already
+    absorbs them), so the no-pooling model leaves them out, as Gelman & Hill's does.
+    """
+    g = next(g for g in model.design.groups if g.name == group)
+    if "Intercept" not in g.term_names or model.design.fixed_matrix is None:
+        return {}
+    X, names = model.design.X, model.design.fixed_names
+    constant = set()
+    for j, name in enumerate(names):
+        if name != "Intercept" and (pd.Series(X[:, j]).groupby(g.codes).agg(np.ptp) == 0).all():
+            constant.add(name)
+    terms = {name: list(term.labels) for name, term in model.design.fixed_matrix.terms.items()
+             if name != "Intercept"}
+    return {name: labels for name, labels in terms.items() if set(labels) <= constant}
+
+
 def no_pooling_spec(model: Model, group: str) -> ModelSpec:
     """``group`` unpooled: its levels' own coefficients replace the fixed terms they share.
 
     Each coefficient's prior is the one the partial-pooling model gives that fixed term
-    when the user set it, otherwise the same data-scaled default.
+    when the user set it, otherwise the same data-scaled default. Group-level predictors
+    (constant within every level) are dropped, with a warning: see `group_level_terms`.
     """
     spec = model.spec
     term = next(g for g in spec.groups if g.group == group)
-    shared = set(_terms(term.expr))
+    level_terms = group_level_terms(model, group)
+    if level_terms:
+        warnings.warn(f"no pooling for {group!r} leaves out {sorted(level_terms)}: they are "
+                      f"constant within each level of {group!r}, so its unpooled intercepts "
+                      "absorb them", UserWarning, stacklevel=3)
+    removed = set(_terms(term.expr)) | set(level_terms)
     priors = [(k, p) for k, p in spec.priors if not k.startswith(_group_keys(group))]
     g = next(g for g in model.design.groups if g.name == group)
     for entry in model.prior_entries:
         if entry.kind == "fixed" and entry.label in g.term_names and entry.source.startswith("user"):
             priors.append((f"{group}_coef[{entry.label}]", entry.prior))
-    fixed = _fixed_without(spec.fixed, shared)
-    dropped = set(g.term_names) | ({"fixed"} if fixed in ("0", "1") else set())
+    fixed = _fixed_without(spec.fixed, removed)
+    dropped = (set(g.term_names) | {c for labels in level_terms.values() for c in labels}
+               | ({"fixed"} if fixed in ("0", "1") else set()))
     priors = [(k, p) for k, p in priors if k not in dropped]
     groups = tuple(replace(t, pooling="none", centered=False) if t is term else t
                    for t in spec.groups)
-    return replace(spec, fixed=fixed, groups=groups,
-                   priors=tuple(priors))
+    return replace(spec, fixed=fixed, groups=groups, priors=tuple(priors))
 
 
 def no_pooling_name(model: Model, group: str) -> str:
@@ -112,26 +138,52 @@ class PoolingComparison:
                 repr(self.icc)])
 
 
-def _summary(draws) -> tuple[np.ndarray, np.ndarray]:
-    values = draws.values.reshape(-1, *draws.shape[2:])
-    return values.mean(axis=0), values.std(axis=0, ddof=1)
+def _flat_draws(draws) -> np.ndarray:
+    """(chain, draw, ...) -> (chain * draw, ...)."""
+    return draws.values.reshape(-1, *draws.shape[2:])
+
+
+def _group_level_values(model: Model, g) -> tuple[list[str], np.ndarray]:
+    """The group-level predictor columns of ``g`` and their value per level (J, c)."""
+    columns = [c for labels in group_level_terms(model, g.name).values() for c in labels]
+    design = model.design
+    first_row = pd.Series(np.arange(design.n)).groupby(g.codes).first().to_numpy()
+    return columns, design.X[first_row][:, [design.fixed_names.index(c) for c in columns]]
+
+
+def _level_coefficients(fit: Fit, g, level_values, total=None) -> np.ndarray:
+    """Draws (S, J, k) of each level's coefficients: ``total`` (beta + u_j; None for the
+    fixed part alone) plus, on the intercept, the level's group-level predictors x_j gamma,
+    so that the three models estimate the same quantity per level."""
+    post = fit.posterior
+    beta = post.get("beta")
+    draws = post.sizes["chain"] * post.sizes["draw"]
+    if total is None:
+        total = np.zeros((draws, len(g.levels), len(g.term_names)))
+        for t, term in enumerate(g.term_names):
+            if beta is not None and term in beta["fixed_term"].values:
+                total[:, :, t] = beta.sel(fixed_term=term).values.reshape(-1, 1)
+    columns, x = level_values
+    if columns:
+        gamma = beta.sel(fixed_term=columns).values.reshape(draws, -1)             # (S, c)
+        total = total.copy()
+        total[:, :, g.term_names.index("Intercept")] += gamma @ x.T
+    return total
 
 
 def _estimates_table(partial: Fit, complete: Fit, no_pool: dict[str, Fit]) -> pd.DataFrame:
     parts = []
-    complete_beta = complete.posterior.get("beta")
     for g in partial.model.design.groups:
         if not g.term.pooled:
             continue
         order = ("chain", "draw", g.name, f"{g.name}_term")
-        p_mean, p_sd = _summary(partial.group_draws(g.name).transpose(*order))
-        n_mean, n_sd = _summary(no_pool[g.name].group_draws(g.name).transpose(*order))
-        c_mean, c_sd = np.zeros(len(g.term_names)), np.zeros(len(g.term_names))
-        for t, term in enumerate(g.term_names):
-            if complete_beta is not None and term in complete_beta["fixed_term"].values:
-                c_mean[t], c_sd[t] = _summary(complete_beta.sel(fixed_term=term))
-        J = len(g.levels)
-        c_mean, c_sd = np.tile(c_mean, (J, 1)), np.tile(c_sd, (J, 1))
+        level_values = _group_level_values(partial.model, g)
+        p_draws = _level_coefficients(partial, g, level_values,
+                                      _flat_draws(partial.group_draws(g.name).transpose(*order)))
+        n_draws = _flat_draws(no_pool[g.name].group_draws(g.name).transpose(*order))
+        c_draws = _level_coefficients(complete, g, level_values)
+        (p_mean, p_sd), (n_mean, n_sd), (c_mean, c_sd) = (
+            (d.mean(axis=0), d.std(axis=0, ddof=1)) for d in (p_draws, n_draws, c_draws))
         with np.errstate(divide="ignore", invalid="ignore"):
             empirical = 1 - (p_mean - c_mean) / (n_mean - c_mean)
         index = pd.MultiIndex.from_product([[g.name], g.levels, g.term_names],

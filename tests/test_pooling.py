@@ -234,3 +234,36 @@ def test_unpooled_factor_cannot_predict_unseen_levels(radon):
     assert list(fit.variance_components().index) == [("residual", "sigma")]
     with pytest.raises(hier.exceptions.SpecError, match=r"partially pooled.*unpooled\(1 \| county\)"):
         fit.icc()
+
+
+def test_group_level_predictors_leave_the_no_pooling_model(radon):
+    model = hier.Model("log_radon ~ floor + log_uranium + (1 | county)", radon)
+    with pytest.warns(UserWarning, match=r"leaves out \['log_uranium'\]"):
+        spec = no_pooling_spec(model, "county")
+    assert spec.fixed == "0 + floor"
+
+
+def test_poisson_pooling_with_group_level_predictors():
+    """Epilepsy: treatment and baseline are constant per patient, so the no-pooling model
+    drops them and every model's per-patient intercept includes them."""
+    epil = hier.datasets.load("epil")
+    model = hier.Model("y ~ trt + lbase + period + (1 | subject)", epil, family="poisson")
+    with pytest.warns(UserWarning, match=r"leaves out \['lbase', 'trt'\]"):
+        pc = hier.compare_pooling(model, random_seed=7, **SMALL)
+    table = pc.table
+    assert len(table) == 59 and "rmse_loo" not in pc.compare.columns
+    # complete pooling differs per patient through trt and lbase: beta0 + x_j gamma
+    beta = pc.fits["complete pooling"].fixed_effects()["mean"]
+    first = epil.groupby("subject").first()
+    expected = (beta["Intercept"] + beta["trt[progabide]"] * (first["trt"] == "progabide")
+                + beta["lbase"] * first["lbase"])
+    got = table.xs("Intercept", level="term")["complete_mean"].to_numpy()
+    assert np.allclose(got, expected.loc[[int(lvl) for lvl in pc.partial.model.design.groups[0].levels]],
+                       atol=1e-10)
+    assert table["shrinkage_model"].between(0, 1).all()
+    # patients with more seizures carry more information and are shrunk less
+    counts = epil.groupby("subject")["y"].sum()
+    levels = [int(lvl) for lvl in table.index.get_level_values("level")]
+    rho, _ = stats.spearmanr(counts.loc[levels], table["shrinkage_model"])
+    assert rho < -0.8
+    assert pc.compare.index[0] == "partial pooling"
