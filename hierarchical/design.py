@@ -263,6 +263,11 @@ def _check_rank(X: np.ndarray, names: list[str]) -> None:
                     "(collinear or constant); remove them from the model")
 
 
+def constant_within(values: np.ndarray, codes: np.ndarray) -> bool:
+    """True when ``values`` never vary within any level (``codes`` per row)."""
+    return bool((pd.Series(values).groupby(codes).agg(np.ptp) == 0).all())
+
+
 def _group_design(frame: pd.DataFrame, term: GroupTerm) -> GroupDesign:
     labels, levels = row_labels(frame, term), _level_order(frame, term)
     if len(levels) < 2:
@@ -275,8 +280,7 @@ def _group_design(frame: pd.DataFrame, term: GroupTerm) -> GroupDesign:
     for j, name in enumerate(names):
         if name == "Intercept":
             continue
-        spread = pd.Series(Z[:, j]).groupby(codes).agg(np.ptp)
-        if (spread == 0).all():
+        if constant_within(Z[:, j], codes):
             raise DataError(
                 f"random slope {name!r} in {term.formula} never varies within any level of "
                 f"{term.group!r}, so its group-specific slopes are not identified; "

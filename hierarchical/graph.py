@@ -34,14 +34,17 @@ def prior_variable(name: str, dist: str, params: dict, **kwargs):
     return getattr(pm, dist)(name, **floats, **kwargs)
 
 
-def _vector_prior(name: str, priors: list[Prior], labels: list[str], dims: str):
-    """One vector variable when all elements share a distribution, else one per element."""
+def _vector_prior(name: str, priors: list[Prior], labels: list[str], dims,
+                  element_dims: str | None = None):
+    """One variable whose last dim runs over ``labels``: a single variable when all share a
+    distribution, else one per label (each with ``element_dims``) stacked along the last dim."""
     dists = {(p.dist, tuple(sorted(p.params))) for p in priors}
     if len(dists) == 1:
         params = {k: [p.params[k] for p in priors] for k in priors[0].params}
         return prior_variable(name, priors[0].dist, params, dims=dims)
-    parts = [prior_variable(f"{name}[{label}]", p.dist, p.params) for p, label in zip(priors, labels)]
-    return pm.Deterministic(name, pt.stack(parts), dims=dims)
+    parts = [prior_variable(f"{name}[{label}]", p.dist, p.params, dims=element_dims)
+             for p, label in zip(priors, labels)]
+    return pm.Deterministic(name, pt.stack(parts, axis=-1), dims=dims)
 
 
 def pairs(term_names: list[str]) -> list[tuple[int, int]]:
@@ -76,13 +79,8 @@ def covariance_factor(g: GroupDesign, entries: dict[str, PriorEntry]):
 def _unpooled_effects(g: GroupDesign, entries: dict[str, PriorEntry]):
     """Each level's own coefficients, independent a priori (no group distribution)."""
     priors = [entries[f"{g.name}_coef[{t}]"].prior for t in g.term_names]
-    dims = (g.name, f"{g.name}_term")
-    if len({(p.dist, tuple(sorted(p.params))) for p in priors}) == 1:
-        params = {k: [p.params[k] for p in priors] for k in priors[0].params}
-        return prior_variable(f"{g.name}_effect", priors[0].dist, params, dims=dims)
-    columns = [prior_variable(f"{g.name}_effect[{t}]", p.dist, p.params, dims=g.name)
-               for p, t in zip(priors, g.term_names)]
-    return pm.Deterministic(f"{g.name}_effect", pt.stack(columns, axis=1), dims=dims)
+    return _vector_prior(f"{g.name}_effect", priors, g.term_names,
+                         dims=(g.name, f"{g.name}_term"), element_dims=g.name)
 
 
 def _group_effects(g: GroupDesign, entries: dict[str, PriorEntry], mean=None):

@@ -39,10 +39,15 @@ def in_sample_eta(posterior: xr.Dataset, design: Design) -> np.ndarray:
     return eta_draws(posterior, design.X, groups, design.offset)
 
 
+def sigma_draws(posterior: xr.Dataset) -> np.ndarray | None:
+    """Gaussian residual SD per draw, shaped (chain, draw, 1) to broadcast over rows."""
+    return posterior["sigma"].values[..., None] if "sigma" in posterior else None
+
+
 def log_likelihood_group(posterior: xr.Dataset, design: Design) -> DataTree:
     """Pointwise log likelihood of the observed rows, as the ``log_likelihood`` group."""
     eta = in_sample_eta(posterior, design)
-    sigma = posterior["sigma"].values[..., None] if "sigma" in posterior else None
+    sigma = sigma_draws(posterior)
     ll = families.log_likelihood(design.spec.family, design.y, eta, sigma=sigma, se=design.se,
                                  trials=design.trials)
     name = observed_name(design)

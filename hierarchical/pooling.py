@@ -26,6 +26,7 @@ import pandas as pd
 from scipy.special import logsumexp
 
 from . import shrinkage
+from .design import constant_within
 from .exceptions import SpecError
 from .fit import Fit
 from .model import Model
@@ -68,7 +69,7 @@ def group_level_terms(model: Model, group: str) -> dict[str, list[str]]:
     X, names = model.design.X, model.design.fixed_names
     constant = set()
     for j, name in enumerate(names):
-        if name != "Intercept" and (pd.Series(X[:, j]).groupby(g.codes).agg(np.ptp) == 0).all():
+        if name != "Intercept" and constant_within(X[:, j], g.codes):
             constant.add(name)
     terms = {name: list(term.labels) for name, term in model.design.fixed_matrix.terms.items()
              if name != "Intercept"}

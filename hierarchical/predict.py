@@ -17,7 +17,7 @@ from . import families
 from .design import (Design, GroupDesign, _check_columns, _handle_missing, _numeric_column,
                      log_offset, row_labels)
 from .exceptions import DataError, SpecError
-from .linpred import eta_draws, group_cholesky
+from .linpred import eta_draws, group_cholesky, sigma_draws
 from .summary import DEFAULT_PROB, interval_columns
 
 KINDS = ("link", "mean", "response")
@@ -107,7 +107,7 @@ def predict(fit, newdata: pd.DataFrame | None = None, *, kind: str = "mean",
     if kind == "mean":
         values = families.inverse_link(spec.family, eta)
     elif kind == "response":
-        sigma = posterior["sigma"].values[..., None] if "sigma" in posterior else None
+        sigma = sigma_draws(posterior)
         se = _numeric_column(frame, spec.se, "standard error") if spec.se else None
         trials = _numeric_column(frame, spec.trials, "trials") if spec.trials else None
         values = families.draw_response(spec.family, eta, rng, sigma=sigma, se=se, trials=trials)

@@ -90,18 +90,23 @@ def _intercept_scale(design: Design, s: float) -> float:
     return math.sqrt((2.5 * s) ** 2 + sum((_slope_scale(x, s) * x.mean()) ** 2 for x in columns))
 
 
-def _unpooled_priors(g, m: float, s: float, intercept_scale: float, m_src: str, s_src: str
-                     ) -> list[PriorEntry]:
+def _coefficient_prior(term: str, x: np.ndarray, outcome: tuple, intercept_scale: float
+                       ) -> tuple[Prior, str]:
+    """The default prior of one coefficient (a fixed effect, or an unpooled level's own)
+    and how it was found."""
+    m, s, m_src, s_src = outcome
+    if term == "Intercept":
+        return (Prior("Normal", mu=_r(m), sigma=_r(intercept_scale)),
+                f"mu = {m_src}; sigma = 2.5 * {s_src}, widened for uncentred predictors")
+    scale = _slope_scale(x, s)
+    return Prior("Normal", mu=0.0, sigma=_r(scale)), f"2.5 * {s_src} / sd({term}) = {_r(scale)}"
+
+
+def _unpooled_priors(g, outcome: tuple, intercept_scale: float) -> list[PriorEntry]:
     """Each level's own coefficients: the fixed-effect default for the same term."""
     entries = []
     for j, term in enumerate(g.term_names):
-        if term == "Intercept":
-            prior = Prior("Normal", mu=_r(m), sigma=_r(intercept_scale))
-            how = f"mu = {m_src}; sigma = 2.5 * {s_src}, widened for uncentred predictors"
-        else:
-            scale = _slope_scale(g.Z[:, j], s)
-            prior = Prior("Normal", mu=0.0, sigma=_r(scale))
-            how = f"2.5 * {s_src} / sd({term}) = {_r(scale)}"
+        prior, how = _coefficient_prior(term, g.Z[:, j], outcome, intercept_scale)
         entries.append(PriorEntry(f"{g.name}_coef[{term}]", f"{g.name}_coef[{term}]", "coef",
                                   prior, f"default (no pooling): {how}"))
     return entries
@@ -124,21 +129,16 @@ def _pooled_priors(g, s: float, s_src: str) -> list[PriorEntry]:
 
 def default_priors(design: Design) -> list[PriorEntry]:
     """The data-scaled default prior for every parameter of the model."""
-    m, s, m_src, s_src = _outcome_scale(design)
+    outcome = _outcome_scale(design)
+    m, s, m_src, s_src = outcome
     intercept_scale = _intercept_scale(design, s)
     entries: list[PriorEntry] = []
     for j, term in enumerate(design.fixed_names):
-        if term == "Intercept":
-            entries.append(PriorEntry(
-                "Intercept", "Intercept", "fixed", Prior("Normal", mu=_r(m), sigma=_r(intercept_scale)),
-                f"default: mu = {m_src}; sigma = 2.5 * {s_src}, widened for uncentred predictors"))
-            continue
-        scale = _slope_scale(design.X[:, j], s)
-        entries.append(PriorEntry(term, term, "fixed", Prior("Normal", mu=0.0, sigma=_r(scale)),
-                                  f"default: 2.5 * {s_src} / sd({term}) = {_r(scale)}"))
+        prior, how = _coefficient_prior(term, design.X[:, j], outcome, intercept_scale)
+        entries.append(PriorEntry(term, term, "fixed", prior, f"default: {how}"))
     for g in design.groups:
         entries += (_pooled_priors(g, s, s_src) if g.term.pooled else
-                    _unpooled_priors(g, m, s, intercept_scale, m_src, s_src))
+                    _unpooled_priors(g, outcome, intercept_scale))
     if design.spec.family == "gaussian":
         entries.append(PriorEntry("sigma", "sigma", "sigma", Prior("HalfNormal", sigma=_r(s)),
                                   f"default: {s_src} = {_r(s)}"))

@@ -44,7 +44,7 @@ import xarray as xr
 
 from . import families
 from .exceptions import SpecError
-from .linpred import group_cholesky, in_sample_eta
+from .linpred import group_cholesky, in_sample_eta, sigma_draws
 from .summary import DEFAULT_PROB, interval_columns, summarize
 
 MAX_DRAWS = 500  # model-based shrinkage averages over at most this many (thinned) draws
@@ -59,9 +59,8 @@ def _thinned(posterior: xr.Dataset) -> xr.Dataset:
 def _row_weights(posterior: xr.Dataset, design) -> np.ndarray:
     """w_i per draw and row: (chain, draw, rows)."""
     eta = in_sample_eta(posterior, design)
-    sigma = posterior["sigma"].values[..., None] if "sigma" in posterior else None
-    return families.working_weight(design.spec.family, eta, sigma=sigma, se=design.se,
-                                   trials=design.trials)
+    return families.working_weight(design.spec.family, eta, sigma=sigma_draws(posterior),
+                                   se=design.se, trials=design.trials)
 
 
 def model_shrinkage(fit) -> pd.DataFrame:

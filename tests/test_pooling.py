@@ -267,3 +267,15 @@ def test_poisson_pooling_with_group_level_predictors():
     rho, _ = stats.spearmanr(counts.loc[levels], table["shrinkage_model"])
     assert rho < -0.8
     assert pc.compare.index[0] == "partial pooling"
+
+
+def test_unpooled_terms_with_different_prior_families(sleepstudy):
+    model = hier.Model("Reaction ~ Days + (Days | Subject)", sleepstudy)
+    spec = no_pooling_spec(model, "Subject").with_priors(
+        {"Subject_coef[Days]": hier.Prior("StudentT", nu=3, mu=0, sigma=10)})
+    graph = hier.Model(spec, sleepstudy).pymc_model
+    assert [v.name for v in graph.free_RVs] == ["Subject_effect[Intercept]", "Subject_effect[Days]",
+                                                "sigma"]
+    assert graph.named_vars_to_dims["Subject_effect"] == ("Subject", "Subject_term")
+    assert graph.named_vars_to_dims["Subject_effect[Days]"] == ("Subject",)
+    assert np.isfinite(graph.compile_logp()(graph.initial_point()))
