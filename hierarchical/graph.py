@@ -17,6 +17,8 @@ Variables (``g`` is a grouping factor, e.g. ``county``):
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from itertools import combinations
 
 import numpy as np
@@ -28,10 +30,35 @@ from .priors import PriorEntry
 from .spec import Prior
 
 
+_PRIORS_AS_DATA: ContextVar[bool] = ContextVar("priors_as_data", default=False)
+
+
+@contextmanager
+def priors_as_data():
+    """Build prior parameters as ``pm.Data`` named ``prior:<variable>:<parameter>``.
+
+    A graph built this way compiles once for every setting of those parameters: a prior
+    grid swaps the data values (nutpie's ``with_data``) instead of recompiling.
+    """
+    token = _PRIORS_AS_DATA.set(True)
+    try:
+        yield
+    finally:
+        _PRIORS_AS_DATA.reset(token)
+
+
+def prior_parameter(variable: str, parameter: str, value):
+    """A prior parameter: a float array, or shared data inside ``priors_as_data()``."""
+    value = np.asarray(value, dtype=float)   # integer tensors break logps
+    if _PRIORS_AS_DATA.get():
+        return pm.Data(f"prior:{variable}:{parameter}", value)
+    return value
+
+
 def prior_variable(name: str, dist: str, params: dict, **kwargs):
-    """A PyMC variable for one prior; parameters as floats (integer tensors break logps)."""
-    floats = {k: np.asarray(v, dtype=float) for k, v in params.items()}
-    return getattr(pm, dist)(name, **floats, **kwargs)
+    """A PyMC variable for one prior."""
+    values = {k: prior_parameter(name, k, v) for k, v in params.items()}
+    return getattr(pm, dist)(name, **values, **kwargs)
 
 
 def _vector_prior(name: str, priors: list[Prior], labels: list[str], dims,
@@ -68,7 +95,7 @@ def covariance_factor(g: GroupDesign, entries: dict[str, PriorEntry]):
                        g.term_names, dims=f"{name}_term")
     if not (g.term.correlated and k > 1):
         return sd, None
-    eta = entries[f"{name}_corr"].prior.params["eta"]
+    eta = prior_parameter(f"{name}_corr_chol", "eta", entries[f"{name}_corr"].prior.params["eta"])
     chol = pm.LKJCorr(f"{name}_corr_chol", n=k, eta=eta)
     rows, cols = zip(*pairs(g.term_names))
     corr = _matmul_transposed(chol, chol)

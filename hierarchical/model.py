@@ -7,6 +7,7 @@ in `fit`, and the results live on the returned `Fit`.
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 
 import numpy as np
 import pandas as pd
@@ -14,13 +15,14 @@ import pymc as pm
 import xarray as xr
 from xarray import DataTree
 
-from . import marginal, parameterisation, sampling
+from . import graph, marginal, parameterisation, sampling
 from .aggregate import aggregate
 from .design import build_design
 from .exceptions import SpecError
 from .formula import from_formula
 from .graph import build_marginal_model, build_pymc_model, observed_name
 from .linpred import log_likelihood_group
+from .prior_predictive import PriorPredictive
 from .priors import priors_table, resolve_priors
 from .spec import ModelSpec, Prior
 
@@ -67,7 +69,8 @@ class Model:
                  trials: str | None = None, offset: str | None = None,
                  exposure: str | None = None, priors: dict[str, Prior] | None = None,
                  centered: bool | str | list[str] | None = None, dropna: bool = False,
-                 marginalize: bool | str = "auto", aggregate_rows: bool = True):
+                 marginalize: bool | str = "auto", aggregate_rows: bool = True,
+                 priors_as_data: bool = False):
         spec = _as_spec(spec, family, trials, offset, exposure, priors)
         if centered is not None:
             spec = spec.with_centered(centered)
@@ -82,14 +85,55 @@ class Model:
             self.parameterisation_choices = parameterisation.choose(design)
         self.design = parameterisation.apply(design, self.parameterisation_choices)
         self.prior_entries = resolve_priors(self.design, spec.prior_overrides)
+        self.aggregate_rows = aggregate_rows
         self.sampled_design = aggregate(self.design) if aggregate_rows else self.design
+        self.priors_as_data = priors_as_data
         if self.marginalized:
             self._stats = marginal.sufficient_stats(self.design)
-            self.pymc_model = build_marginal_model(self.design, self.prior_entries, self._stats)
-        else:
-            self.pymc_model = build_pymc_model(self.sampled_design, self.prior_entries)
+        self.pymc_model = self._build_graph()
         self._nutpie_compiled = None
         self._full_model = None
+
+    def _build_graph(self) -> pm.Model:
+        with graph.priors_as_data() if self.priors_as_data else nullcontext():
+            if self.marginalized:
+                return build_marginal_model(self.design, self.prior_entries, self._stats)
+            return build_pymc_model(self.sampled_design, self.prior_entries)
+
+    def with_priors(self, priors: dict[str, Prior]) -> "Model":
+        """The same model and data with these prior overrides added (later keys win).
+
+        The parameterisation is kept. A model built with ``priors_as_data=True`` hands its
+        compiled sampler to the new model when only prior parameters changed (not a
+        distribution), so refitting costs no compilation.
+        """
+        centred = {g.name: g.term.centered for g in self.design.groups}
+        new = Model(self.spec.with_priors(priors).with_centered(centred), self.data,
+                    marginalize=self.marginalized,
+                    aggregate_rows=self.aggregate_rows,
+                    priors_as_data=self.priors_as_data)
+        if (self.priors_as_data and self._nutpie_compiled is not None
+                and new.graph_structure() == self.graph_structure()):
+            new._nutpie_compiled = self._nutpie_compiled.with_data(**new.prior_data())
+        return new
+
+    def graph_structure(self) -> tuple:
+        """What a compiled sampler depends on: free variables with their distributions and
+        shapes, and the data variables (prior parameter values excluded)."""
+        free = tuple((rv.name, type(rv.owner.op).__name__, tuple(rv.type.shape))
+                     for rv in self.pymc_model.free_RVs)
+        data = tuple(sorted((v.name, np.shape(v.get_value())) for v in self.pymc_model.data_vars))
+        return free, data
+
+    def prior_data(self) -> dict[str, np.ndarray]:
+        """Values of the prior parameters held as data (``priors_as_data=True`` only)."""
+        return {v.name: v.get_value() for v in self.pymc_model.data_vars
+                if v.name.startswith("prior:")}
+
+    @property
+    def is_compiled(self) -> bool:
+        """Whether the nutpie sampler is compiled (a fit will not compile again)."""
+        return self._nutpie_compiled is not None
 
     @property
     def priors(self) -> pd.DataFrame:
@@ -112,19 +156,23 @@ class Model:
 
     @property
     def full_pymc_model(self) -> pm.Model:
-        """The graph with explicit group effects (the same as ``pymc_model`` unless the
-        effects are marginalised, in which case it is built on first use)."""
-        if not self.marginalized:
+        """The graph with explicit group effects on the rows as given: ``pymc_model``
+        unless the effects are marginalised or rows aggregated (then built on first use)."""
+        if not self.marginalized and self.sampled_design is self.design:
             return self.pymc_model
         if self._full_model is None:
             self._full_model = build_pymc_model(self.design, self.prior_entries)
         return self._full_model
 
-    def prior_predictive(self, draws: int = 500, random_seed: int | None = None) -> DataTree:
-        """Draws from the prior and prior predictive distribution (a DataTree)."""
+    def prior_predictive(self, draws: int = 500, random_seed: int | None = None
+                         ) -> PriorPredictive:
+        """Draws from the prior and the prior predictive distribution, summarised as the
+        implied ICC, spread of group means and outcome range (``.summary``; the draws are
+        in ``.idata``). ``hier.plots.prior_predictive`` draws them against the data."""
         with sampling.numba_mode():
-            return pm.sample_prior_predictive(draws=draws, model=self.full_pymc_model,
-                                              random_seed=random_seed)
+            idata = pm.sample_prior_predictive(draws=draws, model=self.full_pymc_model,
+                                               random_seed=random_seed)
+        return PriorPredictive(idata, self)
 
     def compiled_nutpie(self):
         """The nutpie-compiled model, built on first use and reused by later fits."""

@@ -225,10 +225,148 @@ def variance_components(fit):
     return fig
 
 
+def _grid_axis(table: pd.DataFrame) -> tuple[np.ndarray, list[str], str, bool]:
+    """x positions, tick labels, axis label and log-scale flag for the grid points.
+
+    When exactly one prior parameter varies over the grid (same distribution throughout),
+    x is that parameter; otherwise the points in order, labelled by their priors (the
+    table's columns between ``point`` and ``target``).
+    """
+    columns = list(table.columns)
+    keys = columns[columns.index("point") + 1:columns.index("target")]
+    points = table.attrs.get("grid") or []
+    varying = [(k, name) for k in (points[0] if points else {})
+               for name in points[0][k].params
+               if len({p[k].dist for p in points}) == 1
+               and len({p[k].params.get(name) for p in points}) > 1]
+    if len(varying) == 1:
+        key, name = varying[0]
+        x = np.array([float(p[key].params[name]) for p in points])
+        return x, [f"{v:g}" for v in x], f"{key}: {points[0][key].dist} {name}", x.max() / x.min() > 20
+    labels = [", ".join(str(row[k]) for k in keys)
+              for _, row in table.drop_duplicates("point").sort_values("point").iterrows()]
+    return np.arange(len(labels), dtype=float), labels, " / ".join(keys), False
+
+
+def prior_grid(table: pd.DataFrame, targets: list[str] | None = None):
+    """Each target's posterior mean and interval against the prior setting of a grid."""
+    targets = targets or list(dict.fromkeys(table["target"]))
+    lo, hi = [c for c in table.columns if c.startswith("eti")][:2]
+    x, ticks, xlabel, log = _grid_axis(table)
+    fig, axes = _panels(len(targets), width=4.5, height=3.4)
+    for ax, target in zip(axes, targets):
+        rows = table[table["target"] == target].sort_values("point")
+        if rows.empty:
+            raise SpecError(f"target {target!r} is not in the grid table; it has "
+                            f"{list(dict.fromkeys(table['target']))}")
+        mean = rows["mean"].to_numpy()
+        ax.errorbar(x, mean, yerr=[mean - rows[lo], rows[hi] - mean], fmt="o-", color=PARTIAL,
+                    ecolor=PARTIAL, elinewidth=1.5, capsize=3, lw=1)
+        if log:
+            ax.set_xscale("log")
+        ax.set_xticks(x, ticks, rotation=0 if len(max(ticks, key=len)) < 8 else 30, ha="right"
+                      if len(max(ticks, key=len)) >= 8 else "center")
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(f"{target} (mean, {lo[3:-3]}% interval)")
+    fig.suptitle("Posterior against the prior setting")
+    return fig
+
+
+def _support(label: str) -> tuple[float | None, float | None]:
+    """Bounds of a quantity's support, for boundary-corrected densities."""
+    if label.startswith(("icc[", "pooling_factor[")):
+        return 0.0, 1.0
+    if "_corr[" in label:
+        return -1.0, 1.0
+    if "_sd[" in label or label == "sigma":
+        return 0.0, None
+    return None, None
+
+
+def _weighted_density(draws: np.ndarray, weights, grid: np.ndarray, support) -> np.ndarray:
+    """Weighted Gaussian KDE (Scott's bandwidth), reflected at the bounds of the support so
+    no mass leaks past zero for an SD, or past 0 and 1 for an ICC."""
+    weights = np.full(draws.size, 1.0 / draws.size) if weights is None else weights
+    h = stats.gaussian_kde(draws, weights=weights).covariance[0, 0] ** 0.5
+    centres = [draws] + [2 * bound - draws for bound in support if bound is not None]
+    density = sum(stats.norm.pdf((grid[:, None] - c[None, :]) / h) @ weights for c in centres) / h
+    lower, upper = support
+    outside = ((grid < lower) if lower is not None else False) | (
+        (grid > upper) if upper is not None else False)
+    return np.where(outside, np.nan, density)
+
+
+def power_scale(fit, targets: list[str] | None = None, alphas=(0.8, 1.25), table=None):
+    """How each quantity's posterior moves when the prior (left) or the likelihood (right)
+    is power-scaled by ``alphas``: importance-reweighted densities, no refitting. Pass the
+    ``sensitivity.power_scale`` table as ``table`` to print each CJS distance in its panel."""
+    from . import sensitivity
+
+    quantities = sensitivity.quantity_draws(fit, targets)
+    weights = sensitivity.scaling_weights(fit, alphas)
+    labels = list(quantities.data_vars)
+    fig, axes = plt.subplots(len(labels), 2, figsize=(9, 2.2 * len(labels) + 0.6),
+                             squeeze=False, layout="constrained")
+    shades = {alphas[0]: "#8fb3de", 1.0: "black", alphas[1]: "#0b3a75"}
+    for row, label in zip(axes, labels):
+        draws = quantities[label].values.ravel()
+        support = _support(label)
+        lo_q, hi_q = np.quantile(draws, [0.001, 0.999])
+        pad = 0.1 * (hi_q - lo_q)
+        grid = np.linspace(lo_q - pad, hi_q + pad, 300)
+        for ax, component in zip(row, ("prior", "likelihood")):
+            ax.plot(grid, _weighted_density(draws, None, grid, support), color=shades[1.0],
+                    lw=1.5, label="alpha = 1")
+            for alpha in alphas:
+                w = weights.sel(component=component, alpha=alpha).values.ravel()
+                ax.plot(grid, _weighted_density(draws, w, grid, support), color=shades[alpha],
+                        lw=1.5, ls="--" if alpha < 1 else "-", label=f"alpha = {alpha:g}")
+            if table is not None and label in table.index:
+                ax.text(0.98, 0.92, f"CJS {table.loc[label, component]:.3f}", ha="right",
+                        va="top", transform=ax.transAxes, fontsize="small")
+            ax.set_yticks([])
+            ax.set_xlabel(label)
+    axes[0][0].set_title("prior power-scaled")
+    axes[0][1].set_title("likelihood power-scaled")
+    axes[0][1].legend(frameon=False, fontsize="small")
+    fig.suptitle("Power-scaling sensitivity")
+    return fig
+
+
+def prior_predictive(check, fit=None):
+    """Implied ICC, spread of group means and outcome range against the data.
+
+    ``check`` is ``model.prior_predictive()``; with ``fit`` the posterior ICC is overlaid.
+    """
+    stats_ = check.statistics
+    fig, axes = _panels(len(stats_), width=4.2, height=3.2, ncols=min(len(stats_), 4))
+    posterior_icc = None if fit is None else fit.icc().draws
+    for ax, (label, (draws, observed)) in zip(axes, stats_.items()):
+        values = draws.ravel()
+        lo_q, hi_q = np.quantile(values, [0.005, 0.995])
+        if label.startswith("icc["):
+            lo_q, hi_q = 0.0, 1.0
+        bins = np.linspace(lo_q, hi_q if hi_q > lo_q else lo_q + 1, 50)
+        ax.hist(np.clip(values, bins[0], bins[-1]), bins=bins, density=True, color=NO_POOL,
+                alpha=0.8, label="prior predictive")
+        if np.isfinite(observed):
+            ax.axvline(observed, color=COMPLETE, lw=2, label="observed")
+        if posterior_icc is not None and label.startswith("icc["):
+            post = posterior_icc.sel(group=label[4:-1]).values.ravel()
+            ax.hist(post, bins=bins, density=True, color=PARTIAL, alpha=0.6, label="posterior")
+        ax.set_yticks([])
+        ax.set_xlabel(label)
+        ax.legend(frameon=False, fontsize="small")
+    fig.suptitle("Prior predictive check (tails beyond 0.5% / 99.5% piled at the edges)")
+    return fig
+
+
 def save(fig, path, dpi: int = 150) -> None:
     """Save a figure as PNG (or any format matplotlib knows from the suffix) and close it."""
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
     plt.close(fig)
 
 
-__all__ = ["caterpillar", "pooling_vs_size", "save", "shrinkage", "variance_components"]
+__all__ = ["caterpillar", "pooling_vs_size", "power_scale", "prior_grid", "prior_predictive",
+           "save", "shrinkage", "variance_components"]

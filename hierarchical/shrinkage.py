@@ -63,6 +63,31 @@ def _row_weights(posterior: xr.Dataset, design) -> np.ndarray:
                                    se=design.se, trials=design.trials)
 
 
+def shrinkage_draws(posterior: xr.Dataset, design, g, chunk: int = 250) -> np.ndarray:
+    """diag(S_j) per draw, level and term of one pooled factor: (chain, draw, J, k).
+
+    Computed ``chunk`` draws at a time: GLMM row weights are (draws x rows).
+    """
+    k, J = len(g.term_names), len(g.levels)
+    membership = sp.csr_matrix((np.ones(design.n), (np.arange(design.n), g.codes)),
+                               shape=(design.n, J))
+    parts = []
+    for start in range(0, posterior.sizes["draw"], chunk):
+        part = posterior.isel(draw=slice(start, start + chunk))
+        weights = _row_weights(part, design)
+        chains, draws = weights.shape[:2]
+        weights = weights.reshape(chains * draws, -1)
+        A = np.empty((chains * draws, J, k, k))
+        for a in range(k):
+            for b in range(a, k):
+                A[:, :, a, b] = A[:, :, b, a] = (membership.T @ (weights * (g.Z[:, a] * g.Z[:, b])).T).T
+        L = group_cholesky(part, g.name, k).reshape(chains * draws, k, k)
+        Sigma = L @ np.swapaxes(L, -1, -2)
+        S = np.linalg.inv(A @ Sigma[:, None] + np.eye(k))
+        parts.append(np.diagonal(S, axis1=-2, axis2=-1).reshape(chains, draws, J, k))
+    return np.concatenate(parts, axis=1)
+
+
 def model_shrinkage(fit) -> pd.DataFrame:
     """E[S_j[t, t]] per (group, level, term) of every partially pooled factor.
 
@@ -71,24 +96,11 @@ def model_shrinkage(fit) -> pd.DataFrame:
     """
     design = fit.model.design
     posterior = _thinned(fit.posterior)
-    weights = _row_weights(posterior, design)
-    draws = weights.shape[0] * weights.shape[1]
-    weights = weights.reshape(draws, -1)
     parts = []
     for g in design.groups:
         if not g.term.pooled:
             continue
-        k, J = len(g.term_names), len(g.levels)
-        membership = sp.csr_matrix((np.ones(design.n), (np.arange(design.n), g.codes)),
-                                   shape=(design.n, J))
-        A = np.empty((draws, J, k, k))
-        for a in range(k):
-            for b in range(a, k):
-                A[:, :, a, b] = A[:, :, b, a] = (membership.T @ (weights * (g.Z[:, a] * g.Z[:, b])).T).T
-        L = group_cholesky(posterior, g.name, k).reshape(draws, k, k)
-        Sigma = L @ np.swapaxes(L, -1, -2)
-        S = np.linalg.inv(A @ Sigma[:, None] + np.eye(k))
-        shrink = np.diagonal(S, axis1=-2, axis2=-1).mean(axis=0)               # (J, k)
+        shrink = shrinkage_draws(posterior, design, g).mean(axis=(0, 1))          # (J, k)
         index = pd.MultiIndex.from_product([[g.name], g.levels, g.term_names],
                                            names=["group", "level", "term"])
         parts.append(pd.DataFrame({"shrinkage_model": shrink.ravel(),
@@ -179,7 +191,11 @@ def _residual_variance(posterior: xr.Dataset, design, total_group_var: np.ndarra
 
 def icc(fit, prob: float = DEFAULT_PROB) -> ICC:
     """Posterior of the ICC per partially pooled grouping factor (see the module docstring)."""
-    posterior, design = fit.posterior, fit.model.design
+    return icc_of_draws(fit.posterior, fit.model.design, prob)
+
+
+def icc_of_draws(posterior: xr.Dataset, design, prob: float = DEFAULT_PROB) -> ICC:
+    """The ICC of any draws of the hyperparameters: posterior or prior."""
     variances = _factor_variances(posterior, design)
     if not variances:
         raise SpecError("the ICC needs at least one partially pooled grouping factor; this "

@@ -31,6 +31,9 @@ class Prior:
     def __setattr__(self, name, value):
         raise AttributeError("Prior is immutable")
 
+    def __reduce__(self):  # pickling (process and Dask workers) goes through __init__
+        return (_make_prior, (self.dist, self._params))
+
     @property
     def params(self) -> dict[str, Any]:
         return dict(self._params)
@@ -52,6 +55,10 @@ class Prior:
     def from_dict(cls, d: dict) -> "Prior":
         d = dict(d)
         return cls(d.pop("dist"), **d)
+
+
+def _make_prior(dist: str, params: tuple) -> Prior:
+    return Prior(dist, **dict(params))
 
 
 def _fmt(v) -> str:
