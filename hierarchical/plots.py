@@ -268,7 +268,8 @@ def prior_grid(table: pd.DataFrame, targets: list[str] | None = None):
                       if len(max(ticks, key=len)) >= 8 else "center")
         ax.xaxis.set_minor_formatter(ticker.NullFormatter())
         ax.set_xlabel(xlabel)
-        ax.set_ylabel(f"{target} (mean, {lo[3:-3]}% interval)")
+        ax.set_title(target, fontsize="medium")
+        ax.set_ylabel(f"posterior mean, {lo[3:-3]}% interval")
     fig.suptitle("Posterior against the prior setting")
     return fig
 
