@@ -63,6 +63,8 @@ class Model:
     fit looks the same either way; ``full_pymc_model`` is then the graph with explicit effects.
     Binomial, Bernoulli and Poisson rows sharing a covariate pattern and group levels are
     summed before sampling (``aggregate_rows=True``, see ``aggregate.py``).
+    ``priors_as_data=True`` holds prior parameters as data so that ``with_priors`` models
+    reuse the compiled sampler (prior grids, ``sensitivity.prior_grid``).
     """
 
     def __init__(self, spec: ModelSpec | str, data: pd.DataFrame, *, family: str | None = None,

@@ -126,7 +126,9 @@ def prior_grid(model, grid: Mapping[str, Sequence[Prior]], targets=None, *, draw
     level, to travel to process workers). Runs on ``workers`` local processes (default: one
     per CPU, at most one per point; 1 runs in this process) or on the workers of a
     ``dask.distributed.Client``. Each fit uses ``cores_per_fit`` threads for its chains
-    (default: the CPUs divided among the workers).
+    (default: the CPUs divided among the workers). Process workers start fresh
+    interpreters, so in a script call this under ``if __name__ == "__main__":`` (as with any
+    multiprocessing; notebooks need nothing).
 
     One row per (point, target): the point's priors (one column per key), ``mean``, ``sd``,
     the interval, ``mcse_mean``, ``ess_bulk``, ``ess_tail``, ``r_hat``, the point's

@@ -48,6 +48,12 @@ def power_scaling(dyestuff, radon):
             check = model.prior_predictive(random_seed=1)
             print(f"\n{check}")
             plots.save(plots.prior_predictive(check, fit), DOCS / "sensitivity_prior_predictive.png")
+            grid = {"Batch_sd": [Prior("HalfNormal", sigma=s) for s in (5, 10, 20, 50, 100, 200)]}
+            table = sensitivity.prior_grid(model, grid, targets=[
+                "Batch_sd[Intercept]", "icc[Batch]", "Intercept", "sigma"], progressbar=False)
+            print(table[["point", "Batch_sd", "target", "mean", "sd", "eti94_lb", "eti94_ub",
+                         "r_hat", "divergences"]].round(3).to_string(index=False))
+            plots.save(plots.prior_grid(table), DOCS / "sensitivity_dyestuff_grid.png")
 
 
 def parameterisations(dyestuff, seeds: int):
