@@ -102,6 +102,14 @@ class Model:
                 return build_marginal_model(self.design, self.prior_entries, self._stats)
             return build_pymc_model(self.sampled_design, self.prior_entries)
 
+    def construction(self) -> tuple[ModelSpec, pd.DataFrame, dict]:
+        """(spec, data, options) that rebuild this model, parameterisation pinned: picklable,
+        for workers that rebuild it in another process."""
+        centred = {g.name: g.term.centered for g in self.design.groups}
+        options = {"marginalize": self.marginalized, "aggregate_rows": self.aggregate_rows,
+                   "priors_as_data": self.priors_as_data}
+        return self.spec.with_centered(centred), self.data, options
+
     def with_priors(self, priors: dict[str, Prior]) -> "Model":
         """The same model and data with these prior overrides added (later keys win).
 
@@ -109,11 +117,8 @@ class Model:
         compiled sampler to the new model when only prior parameters changed (not a
         distribution), so refitting costs no compilation.
         """
-        centred = {g.name: g.term.centered for g in self.design.groups}
-        new = Model(self.spec.with_priors(priors).with_centered(centred), self.data,
-                    marginalize=self.marginalized,
-                    aggregate_rows=self.aggregate_rows,
-                    priors_as_data=self.priors_as_data)
+        spec, data, options = self.construction()
+        new = Model(spec.with_priors(priors), data, **options)
         if (self.priors_as_data and self._nutpie_compiled is not None
                 and new.graph_structure() == self.graph_structure()):
             new._nutpie_compiled = self._nutpie_compiled.with_data(**new.prior_data())

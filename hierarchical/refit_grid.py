@@ -21,13 +21,11 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 import pandas as pd
-import xarray as xr
 
 from .exceptions import SpecError
+from .priors import resolve_priors
 from .spec import Prior
 from .summary import DEFAULT_PROB, summarize
-
-TIMING_COLUMNS = ["worker", "compile_seconds", "sample_seconds"]
 
 
 @dataclass(frozen=True)
@@ -56,7 +54,7 @@ def _model_for(job: _Job):
 
     bases = _MODELS.setdefault(job.key, [])
     if not bases:
-        bases.append(Model(job.spec, job.data, priors_as_data=True, **job.options))
+        bases.append(Model(job.spec, job.data, **job.options))
     for base in bases:
         start = time.perf_counter()
         fresh = not base.is_compiled
@@ -78,9 +76,8 @@ def _fit_point(job: _Job) -> list[dict]:
         model, compile_seconds = _model_for(job)
     fit = model.fit(random_seed=job.seed, progressbar=False, warn=False, **job.fit_kwargs)
     quantities = quantity_draws(fit, job.targets)
-    labels = list(quantities.data_vars)
-    draws = xr.concat([quantities[v] for v in labels], dim="target").transpose("chain", "draw", "target")
-    table = summarize(draws, pd.Index(labels, name="target"), job.prob)
+    draws = quantities.to_dataarray(dim="target").transpose("chain", "draw", "target")
+    table = summarize(draws, pd.Index(list(quantities.data_vars), name="target"), job.prob)
     divergences = int(fit.idata.sample_stats["diverging"].sum())
     return [{"point": job.point, **{k: repr(p) for k, p in job.overrides.items()},
              "target": label, **row.to_dict(), "divergences": divergences,
@@ -138,7 +135,7 @@ def prior_grid(model, grid: Mapping[str, Sequence[Prior]], targets=None, *, draw
     """
     points = grid_points(grid)
     for overrides in points:                 # bad keys or parameters fail here, not in a worker
-        model.with_priors(overrides)
+        resolve_priors(model.design, {**model.spec.prior_overrides, **overrides})
     if client is None:
         workers = min(len(points), os.cpu_count() or 1) if workers is None else workers
         if not isinstance(workers, int) or workers < 1:
@@ -148,10 +145,9 @@ def prior_grid(model, grid: Mapping[str, Sequence[Prior]], targets=None, *, draw
         n_workers = max(1, len(client.scheduler_info().get("workers", {})))
     if cores_per_fit is None:
         cores_per_fit = max(1, (os.cpu_count() or 1) // n_workers)
-    centred = {g.name: g.term.centered for g in model.design.groups}
-    base = dict(key=_model_key(model), spec=model.spec.with_centered(centred), data=model.data,
-                options={"marginalize": model.marginalized, "aggregate_rows": model.aggregate_rows},
-                targets=targets, prob=prob)
+    spec, data, options = model.construction()
+    base = dict(key=_model_key(model), spec=spec, data=data,
+                options={**options, "priors_as_data": True}, targets=targets, prob=prob)
     fit_kwargs = dict(draws=draws, tune=tune, chains=chains, cores=cores_per_fit,
                       target_accept=target_accept)
     jobs = [_Job(point=i, seed=random_seed + i, overrides=o, fit_kwargs=fit_kwargs, **base)

@@ -25,6 +25,7 @@ variances); power-scaling needs a value per draw.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from functools import cache
 
 import numpy as np
 import pandas as pd
@@ -87,41 +88,30 @@ def _log_prior(fit, scale_priors: str) -> xr.Dataset:
 
 
 def _builtin_targets(fit) -> dict[str, Target]:
-    """Every default quantity, computed lazily (ICC and pooling need work)."""
+    """Every default quantity, computed lazily and once: the ICC (all factors at once) and
+    the per-draw shrinkage (all terms of a factor at once) need work."""
     post, design = fit.posterior, fit.model.design
+    pooled = [g for g in design.groups if g.term.pooled]
+    icc = cache(lambda: icc_of_draws(post, design).draws.transpose("chain", "draw", "group").values)
+    shrink = cache(lambda i: shrinkage_draws(post, design, pooled[i]).mean(axis=2))  # (c, d, k)
     out: dict[str, Target] = {}
     for term in design.fixed_names:
-        out[term] = lambda f, t=term: f.posterior["beta"].sel(fixed_term=t).values
-    pooled = [g for g in design.groups if g.term.pooled]
+        out[term] = lambda _, t=term: post["beta"].sel(fixed_term=t).values
     for g in pooled:
         for term in g.term_names:
             out[f"{g.name}_sd[{term}]"] = (
-                lambda f, g=g, t=term: f.posterior[f"{g.name}_sd"].sel({f"{g.name}_term": t}).values)
-        if f"{g.name}_corr_chol" in post:
-            for a, b in pairs(g.term_names):
+                lambda _, g=g, t=term: post[f"{g.name}_sd"].sel({f"{g.name}_term": t}).values)
+        if f"{g.name}_corr" in post:
+            for i, (a, b) in enumerate(pairs(g.term_names)):
                 out[f"{g.name}_corr[{g.term_names[a]}, {g.term_names[b]}]"] = (
-                    lambda f, g=g, a=a, b=b: _correlation(f.posterior, g.name, a, b))
+                    lambda _, g=g, i=i: post[f"{g.name}_corr"].isel({f"{g.name}_pair": i}).values)
     if "sigma" in post:
-        out["sigma"] = lambda f: f.posterior["sigma"].values
-    for g in pooled:
-        out[f"icc[{g.name}]"] = lambda f, g=g: _icc(f)[..., _icc_index(f, g.name)]
+        out["sigma"] = lambda _: post["sigma"].values
+    for i, g in enumerate(pooled):
+        out[f"icc[{g.name}]"] = lambda _, i=i: icc()[..., i]
         for t, term in enumerate(g.term_names):
-            out[f"pooling_factor[{g.name}, {term}]"] = (
-                lambda f, g=g, t=t: shrinkage_draws(f.posterior, f.model.design, g)[..., t].mean(-1))
+            out[f"pooling_factor[{g.name}, {term}]"] = lambda _, i=i, t=t: shrink(i)[..., t]
     return out
-
-
-def _correlation(posterior: xr.Dataset, group: str, a: int, b: int) -> np.ndarray:
-    L = posterior[f"{group}_corr_chol"].values
-    return (L[..., a, :] * L[..., b, :]).sum(axis=-1)
-
-
-def _icc(fit) -> np.ndarray:
-    return icc_of_draws(fit.posterior, fit.model.design).draws.transpose("chain", "draw", "group").values
-
-
-def _icc_index(fit, group: str) -> int:
-    return [g.name for g in fit.model.design.groups if g.term.pooled].index(group)
 
 
 def quantity_draws(fit, targets: Sequence[str] | Mapping[str, Target] | None = None
