@@ -17,6 +17,7 @@ FILES = {
     "cbpp": "cbpp.csv",
     "dyestuff": "dyestuff.csv",
     "contraception": "contraception.csv",
+    "mmmec": "mmmec.csv",
 }
 
 
