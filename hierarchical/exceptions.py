@@ -17,6 +17,10 @@ class FormulaError(SpecError):
     """An lme4-style formula could not be parsed; the message shows the position."""
 
 
+class ModelFileError(SpecError):
+    """A model file (``models/*.toml``) is invalid; the message names the file and key."""
+
+
 class DataError(HierarchicalError, ValueError):
     """The data do not fit the model: missing columns, bad values, too few levels."""
 

@@ -1,25 +1,110 @@
-"""The README's demo command: radon with varying intercepts and slopes, printed tables."""
+"""Every models/*.toml runs through ``hierarchical run`` (few draws) and writes the report;
+``hierarchical demo`` is the README's demo command.
 
+Few draws (2 x 150) make convergence FAIL on purpose-free grounds (ESS < 400), so the
+checks below are on what the report contains and on estimates loose enough for 300 draws.
+"""
+
+import re
 import subprocess
 import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import hierarchical as hier
+from hierarchical import cli
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+FEW = ["--draws", "150", "--tune", "200", "--chains", "2"]
+QUICK = [*FEW, "--no-progress"]
+SECTIONS = ("convergence", "model", "priors", "fixed", "variance", "pooling", "groups", "sensitivity")
+# (term, low, high): wide bands around the published values, safe at 300 draws
+ESTIMATES = {
+    "radon_intercepts": ("floor", -0.9, -0.45),          # Gelman & Hill: -0.69
+    "radon_slopes": ("log_uranium", 0.2, 1.4),           # Gelman & Hill 13.1: about 0.8
+    "sleepstudy": ("Days", 7.0, 14.0),                   # lme4: 10.47
+    "epilepsy": ("lbase", 0.7, 1.3),                     # Breslow & Clayton: about 1.0
+    "cbpp_logit": ("C(period)[4]", -2.6, -0.6),          # lme4: -1.58
+    "eight_schools": ("Intercept", -2.0, 12.0),          # BDA: about 4.4
+}
 
 
-def test_demo_prints_tables_and_verdict():
-    out = subprocess.run([sys.executable, "-m", "hierarchical.cli", "demo", "--draws", "200",
-                          "--tune", "200", "--chains", "2", "--no-progress"],
-                         capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr
-    text = out.stdout
-    assert "919 houses in 85 counties" in text
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory):
+    """Run every model file once; {name: (exit code, stdout, output folder)}."""
+    runs = {}
+    for path in sorted(MODELS.glob("*.toml")):
+        out = tmp_path_factory.mktemp(path.stem)
+        options = FEW if path.stem == "sleepstudy" else QUICK   # one run shows its progress
+        result = subprocess.run([sys.executable, "-m", "hierarchical.cli", "run", str(path),
+                                 "--out", str(out), *options],
+                                capture_output=True, text=True, timeout=900)
+        runs[path.stem] = (result, out)
+    return runs
+
+
+def test_every_model_file_has_an_estimate_check():
+    assert set(ESTIMATES) == {p.stem for p in MODELS.glob("*.toml")}
+
+
+@pytest.mark.parametrize("name", sorted(ESTIMATES))
+def test_run_writes_report_fit_figures_and_tables(reports, name):
+    result, out = reports[name]
+    assert result.returncode == 0, result.stderr[-3000:]
+    html = (out / "report.html").read_text()
+    for section in SECTIONS:
+        assert f"<section id='{section}'>" in html, section
+    figures = sorted(p.stem for p in (out / "figures").glob("*.png"))
+    assert html.count("data:image/png;base64,") == len(figures) >= 4, figures
+    assert "src='http" not in html and "<script" not in html        # self-contained
+    assert re.search(r"Convergence: (PASS|FAIL)", html)
+    fixed = pd.read_csv(out / "tables" / "fixed_effects.csv", index_col=0)
+    term, low, high = ESTIMATES[name]
+    assert low < fixed.loc[term, "mean"] < high, fixed
+    loaded = hier.load(out / "fit.nc")
+    pd.testing.assert_frame_equal(loaded.fixed_effects(), fixed, check_names=False, rtol=1e-6)
+    assert "Report: " in result.stdout and "Fixed effects:" in result.stdout
+
+
+def test_progress_goes_to_stderr(reports):
+    result, _ = reports["sleepstudy"]
+    for step in ("building the model", "fitting", "pooling comparison", "prior sensitivity"):
+        assert step in result.stderr, result.stderr[-2000:]
+
+
+def test_meta_analysis_report_pools_schools(reports):
+    _, out = reports["eight_schools"]
+    pooling = pd.read_csv(out / "tables" / "pooling_factors.csv")
+    assert 0.3 < pooling["pooling_factor"].iloc[0] < 1.0   # tau is small against the se's
+    priors = pd.read_csv(out / "tables" / "priors.csv", index_col=0)
+    assert priors.loc["school_sd[Intercept]", "prior"] == "HalfCauchy(beta=5)"
+
+
+def test_options_switch_parts_off_and_strict_fails_on_bad_convergence(tmp_path, capsys):
+    path = MODELS / "sleepstudy.toml"
+    code = cli.main(["run", str(path), "--out", str(tmp_path), "--no-pooling", "--no-sensitivity",
+                     "--strict", "--draws", "30", "--tune", "50", "--chains", "2", "--no-progress"])
+    assert code == 3                               # 60 draws cannot reach bulk ESS 400
+    figures = sorted(p.stem for p in (tmp_path / "figures").glob("*.png"))
+    assert figures == ["caterpillar", "variance_components"]
+    html = (tmp_path / "report.html").read_text()
+    assert "Pooling comparison not run: [report] pooling = false" in html
+    assert "Not run: [report] sensitivity = false" in html
+    assert "skipped shrinkage" in capsys.readouterr().out
+
+
+def test_demo_writes_the_radon_report(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "hierarchical.cli", "demo", "--out",
+                             str(tmp_path), "--no-pooling", *QUICK],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = result.stdout
+    assert "919 rows; 85 levels of county" in text
     for heading in ("Priors in use:", "Fixed effects:", "Variance components:", "Convergence:"):
         assert heading in text
     assert "corr(Intercept, floor)" in text
-    fixed = text.split("Fixed effects:")[1]
-    floor_row = next(line for line in fixed.splitlines() if line.startswith("floor "))
-    assert -0.9 < float(floor_row.split()[1]) < -0.4  # Gelman & Hill: about -0.66
-
-
-def test_help_is_useful():
-    out = subprocess.run([sys.executable, "-m", "hierarchical.cli", "--help"],
-                         capture_output=True, text=True)
-    assert out.returncode == 0 and "demo" in out.stdout
+    floor = pd.read_csv(tmp_path / "tables" / "fixed_effects.csv", index_col=0).loc["floor", "mean"]
+    assert -0.9 < floor < -0.4                     # Gelman & Hill: about -0.66
+    assert (tmp_path / "report.html").stat().st_size > 100_000
