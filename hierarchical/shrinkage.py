@@ -111,23 +111,38 @@ def model_shrinkage(fit) -> pd.DataFrame:
 
 
 def pooling_factors(fit, prob: float = DEFAULT_PROB) -> pd.DataFrame:
-    """Gelman & Pardoe's pooling factor per (group, term), with an interval."""
+    """Gelman & Pardoe's pooling factor per (group, term) of each partially pooled factor.
+
+    ``pooling_factor`` is their point value, 1 - V_j(E[eps_j]) / E[V_j(eps_j)]. The interval
+    is that of the model-based factor per draw, mean_j S_j[t, t] (``model_based`` is its
+    posterior mean): for one term it lies in [0, 1] (with correlated slopes a diagonal entry of
+    S_j can pass 1 slightly) and it equals Gelman & Pardoe's factor for a normal model with
+    known variances. The per-draw ratio 1 - V_j(E[eps]) / V_j(eps^s) is no interval: it
+    runs to large negative values in draws where the SD is near zero.
+    """
     lo, hi = interval_columns(prob)
+    posterior = _thinned(fit.posterior)
     rows, index = [], []
     for g in fit.model.design.groups:
+        if not g.term.pooled:
+            continue
         eps = fit.group_draws(g.name, "deviation").transpose(
             "chain", "draw", g.name, f"{g.name}_term").values
         eps = eps.reshape(-1, *eps.shape[2:])                                 # (S, J, k)
         between_means = eps.mean(axis=0).var(axis=0, ddof=1)                  # V_j(E[eps])
-        per_draw = eps.var(axis=1, ddof=1)                                    # V_j(eps^s)
-        ratio = 1 - between_means / per_draw
+        mean_between = eps.var(axis=1, ddof=1).mean(axis=0)                   # E[V_j(eps)]
+        model_based = shrinkage_draws(posterior, fit.model.design, g).mean(axis=2)
+        model_based = model_based.reshape(-1, model_based.shape[-1])          # (S', k)
         for t, term in enumerate(g.term_names):
             index.append((g.name, term))
-            rows.append({"pooling_factor": 1 - between_means[t] / per_draw[:, t].mean(),
-                         lo: np.quantile(ratio[:, t], (1 - prob) / 2),
-                         hi: np.quantile(ratio[:, t], (1 + prob) / 2),
+            rows.append({"pooling_factor": 1 - between_means[t] / mean_between[t],
+                         "model_based": model_based[:, t].mean(),
+                         lo: np.quantile(model_based[:, t], (1 - prob) / 2),
+                         hi: np.quantile(model_based[:, t], (1 + prob) / 2),
                          "n_levels": len(g.levels)})
-    return pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=["group", "term"]))
+    columns = ["pooling_factor", "model_based", lo, hi, "n_levels"]
+    return pd.DataFrame(rows, columns=columns,
+                        index=pd.MultiIndex.from_tuples(index, names=["group", "term"]))
 
 
 @dataclass

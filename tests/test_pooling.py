@@ -148,6 +148,9 @@ def test_shrinkage_follows_the_group_sd(tau, low, high):
 
 def test_sleepstudy_pooling_factors_and_icc(sleepstudy_fit):
     pf = sleepstudy_fit.pooling_factors()
+    # the interval is the model-based factor's: near [0, 1], around G&P's point value
+    assert (pf["eti94_lb"] >= 0).all() and (pf["eti94_ub"] <= 1.05).all(), pf
+    assert ((pf["model_based"] - pf["pooling_factor"]).abs() < 0.1).all(), pf
     assert list(pf.index) == [("Subject", "Intercept"), ("Subject", "Days")]
     assert ((pf["pooling_factor"] > 0) & (pf["pooling_factor"] < 0.6)).all()
     icc = sleepstudy_fit.icc()
