@@ -106,8 +106,11 @@ def _model_key(model) -> str:
 
 
 def _progress(total: int, enabled: bool):
-    from tqdm.auto import tqdm
-
+    """A tqdm bar; the notebook flavour only when shown (it warns without ipywidgets)."""
+    if enabled:
+        from tqdm.auto import tqdm
+    else:
+        from tqdm import tqdm
     return tqdm(total=total, desc="prior grid", unit="fit", disable=not enabled)
 
 

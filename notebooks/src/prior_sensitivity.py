@@ -186,9 +186,6 @@ fig.axes[0].legend(frameon=False, fontsize="small");
 # prior. The intercept is insensitive throughout, and only the tight priors move the residual
 # SD.
 #
-# (`prior_grid` imports tqdm's notebook progress bar even with `progressbar=False`; the
-# `TqdmWarning` about `IProgress` printed above comes from that and is harmless.)
-#
 # **What an analyst should do here**: report the batch SD *with* its prior, and say that the
 # data alone bound it only loosely (the ICC interval is wide at every reasonable prior). If
 # there is outside knowledge about batch-to-batch variation (previous campaigns, process

@@ -134,6 +134,8 @@ hier.plots.caterpillar(pc.partial);
 # Gelman & Pardoe (2006) summarise a whole grouping factor with one **pooling factor**:
 # `1 - V_j(E[eps_j]) / E[V_j(eps_j)]`, the share of the between-county variation of the
 # effects that the posterior means do *not* keep. 0 means no pooling, 1 complete pooling.
+# The interval comes from the model-based factor per draw (the mean over counties of
+# `sigma^2 / (sigma^2 + n_j tau^2)`, column `model_based`).
 
 # %%
 pc.pooling_factors
@@ -240,11 +242,12 @@ hier.plots.shrinkage(pc_schools);
 # uniform prior on `tau`) reaches the same picture: the posterior of `tau` concentrates near
 # zero and all eight posterior means lie between about 5 and 10.
 #
-# The pooling factor is above 0.9. Its interval is useless here: the toolkit computes it per
-# draw as `1 - V_j(E[eps_j]) / V_j(eps_j^s)`, and in draws where `tau` is near zero the
-# denominator is tiny and the ratio runs off to large negative values. Read the point estimate;
-# for the uncertainty look at `tau` itself (the next notebook, `prior_sensitivity`, shows how
-# much its prior matters):
+# The pooling factor is above 0.9. Its interval is that of the model-based factor per draw
+# (the mean over schools of `se_j^2 / (se_j^2 + tau^2)`, column `model_based`), so it inherits
+# the wide posterior of `tau`: draws with `tau` near zero pool completely. (The per-draw
+# version of Gelman & Pardoe's own ratio, `1 - V_j(E[eps_j]) / V_j(eps_j^s)`, is no interval:
+# its denominator vanishes with `tau`.) The next notebook, `prior_sensitivity`, shows how much
+# the prior of `tau` matters:
 
 # %%
 pd.concat({"radon (85 counties)": pc.pooling_factors,
