@@ -21,6 +21,8 @@ from .pooling import PoolingComparison, compare_pooling
 from .sensitivity import power_scale
 
 NEEDS_POOLING = ("shrinkage", "pooling_vs_size")
+NEEDS_GROUP_EFFECTS = ("shrinkage", "pooling_vs_size", "caterpillar")
+NO_POOLED_GROUP = "the model has no partially pooled group term"
 
 
 @dataclass
@@ -35,6 +37,10 @@ class Analysis:
     figures: dict = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def has_pooled_groups(self) -> bool:
+        return any(g.term.pooled for g in self.model.design.groups)
 
 
 def build_model(model_file: ModelFile) -> Model:
@@ -56,7 +62,6 @@ def _step(log, message: str) -> None:
 
 def _figures(analysis: Analysis) -> None:
     report, fit, pc = analysis.model_file.report, analysis.fit, analysis.pooling
-    pooled = [g for g in fit.model.design.groups if g.term.pooled]
     draw = {"shrinkage": lambda: plots.shrinkage(pc),
             "pooling_vs_size": lambda: plots.pooling_vs_size(pc),
             "caterpillar": lambda: plots.caterpillar(fit),
@@ -67,8 +72,8 @@ def _figures(analysis: Analysis) -> None:
             analysis.skipped[name] = analysis.skipped.get("pooling", "[report] pooling = false")
         elif name == "power_scale" and analysis.sensitivity is None:
             analysis.skipped[name] = analysis.skipped.get("sensitivity", "[report] sensitivity = false")
-        elif name != "variance_components" and name != "power_scale" and not pooled:
-            analysis.skipped[name] = "the model has no partially pooled group term"
+        elif name in NEEDS_GROUP_EFFECTS and not analysis.has_pooled_groups:
+            analysis.skipped[name] = NO_POOLED_GROUP
         else:
             analysis.figures[name] = draw[name]()
 
@@ -90,14 +95,13 @@ def run(model_file: ModelFile, *, progressbar: bool = True) -> Analysis:
     fit = model.fit(**settings)
     seconds["fit"] = time.perf_counter() - start
     analysis = Analysis(model_file, model, fit, seconds=seconds)
-    pooled = any(g.pooled for g in model.spec.groups)
-    if model_file.report.pooling and pooled:
+    if model_file.report.pooling and analysis.has_pooled_groups:
         _step(progressbar, "pooling comparison: fitting complete and no pooling")
         start = time.perf_counter()
         analysis.pooling = compare_pooling(fit, **settings)
         seconds["pooling"] = time.perf_counter() - start
     elif model_file.report.pooling:
-        analysis.skipped["pooling"] = "the model has no partially pooled group term"
+        analysis.skipped["pooling"] = NO_POOLED_GROUP
     else:
         analysis.skipped["pooling"] = "[report] pooling = false"
     if model_file.report.sensitivity:

@@ -192,11 +192,13 @@ def _read_data(path: Path, values: dict) -> tuple[str | None, Path | None, bool]
     return dataset, (path.parent / csv) if csv else None, r.get("dropna", (bool,), False)
 
 
-def _template_keys(name: str) -> tuple[str, ...]:
+def _template_keys(name: str) -> tuple[tuple[str, ...], list[str]]:
+    """(valid keys, required keys) of a template, read from its signature."""
     params = inspect.signature(TEMPLATES[name]).parameters.values()
     named = [p.name for p in params if p.kind is not p.VAR_KEYWORD and p.name != "priors"]
     roles = ROLE_KEYS if any(p.kind is p.VAR_KEYWORD for p in params) else ()
-    return ("template", *named, *(k for k in roles if k not in named))
+    required = [p.name for p in params if p.default is p.empty and p.kind is not p.VAR_KEYWORD]
+    return ("template", *named, *(k for k in roles if k not in named)), required
 
 
 def _read_model(path: Path, values: dict) -> tuple[dict, dict]:
@@ -206,14 +208,13 @@ def _read_model(path: Path, values: dict) -> tuple[dict, dict]:
     if "template" in values:
         _Reader(path, "model", {"template": values["template"]}, ("template",)).get(
             "template", (str,), choices=tuple(TEMPLATES))
-        valid = _template_keys(values["template"]) + MODEL_OPTIONS
+        valid, required = _template_keys(values["template"])
+        valid += MODEL_OPTIONS
     else:
         valid = FORMULA_KEYS + MODEL_OPTIONS
     r = _Reader(path, "model", values, valid)
     if "template" in values:
-        params = inspect.signature(TEMPLATES[values["template"]]).parameters.values()
-        missing = [p.name for p in params if p.default is p.empty
-                   and p.kind is not p.VAR_KEYWORD and p.name not in values]
+        missing = [key for key in required if key not in values]
         if missing:
             r.fail(f"template {values['template']!r} needs {', '.join(missing)}")
     model = {}

@@ -200,7 +200,7 @@ def _tables(analysis) -> dict[str, pd.DataFrame]:
     fit = analysis.fit
     tables = {"fixed_effects": fit.fixed_effects(), "variance_components": fit.variance_components(),
               "priors": analysis.model.priors, "diagnostics": fit.diagnostics().table}
-    if any(g.term.pooled for g in analysis.model.design.groups):
+    if analysis.has_pooled_groups:
         tables |= {"group_effects": fit.group_effects(), "icc": fit.icc().summary,
                    "pooling_factors": fit.pooling_factors()}
     if analysis.pooling is not None:
