@@ -7,7 +7,7 @@ back-end produced the draws.
 from __future__ import annotations
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 
 def inverse_link(family: str, eta: np.ndarray) -> np.ndarray:
@@ -20,18 +20,28 @@ def inverse_link(family: str, eta: np.ndarray) -> np.ndarray:
 
 def log_likelihood(family: str, y: np.ndarray, eta: np.ndarray, *, sigma=None, se=None,
                    trials=None) -> np.ndarray:
-    """log p(y_i | eta_i, ...) elementwise; ``eta`` broadcasts against y (draws first)."""
-    if family == "gaussian":
-        return stats.norm.logpdf(y, loc=eta, scale=sigma)
-    if family == "meta":
-        return stats.norm.logpdf(y, loc=eta, scale=se)
+    """log p(y_i | eta_i, ...) elementwise; ``eta`` broadcasts against y (draws first).
+
+    Written out rather than through scipy.stats, which is several times slower on the
+    (draws x rows) arrays this sees (radon, all states: 25 million values per fit).
+    """
+    if family in ("gaussian", "meta"):
+        scale = sigma if family == "gaussian" else se
+        return _normal_logpdf(y, eta, scale)
     if family == "poisson":
-        return stats.poisson.logpmf(y, np.exp(eta))
+        return y * eta - np.exp(eta) - special.gammaln(y + 1)
     if family == "bernoulli":
         return np.where(y == 1, -np.logaddexp(0, -eta), -np.logaddexp(0, eta))
     log_p, log_q = -np.logaddexp(0, -eta), -np.logaddexp(0, eta)
     return (special.gammaln(trials + 1) - special.gammaln(y + 1) - special.gammaln(trials - y + 1)
             + y * log_p + (trials - y) * log_q)
+
+
+def _normal_logpdf(y, mean, scale):
+    z = (y - mean) / scale
+    z *= z
+    z *= -0.5
+    return z - np.log(scale) - 0.5 * np.log(2 * np.pi)
 
 
 def draw_response(family: str, eta: np.ndarray, rng: np.random.Generator, *, sigma=None,

@@ -229,7 +229,7 @@ def build_marginal_model(design: Design, entries: list[PriorEntry], stats) -> pm
     Free variables: beta, <g>_sd, <g>_corr_chol (if correlated), sigma; the likelihood is a
     Potential named after the response. The effects are drawn after sampling.
     """
-    from .marginal import marginal_loglik
+    from .marginal import as_model_data, marginal_loglik
 
     by_label = {e.label: e for e in entries}
     g = design.groups[0]
@@ -240,7 +240,8 @@ def build_marginal_model(design: Design, entries: list[PriorEntry], stats) -> pm
         L = pt.diag(sd) if chol is None else sd[:, None] * chol
         prior = by_label["sigma"].prior
         sigma = prior_variable("sigma", prior.dist, prior.params)
-        pm.Potential(f"{observed_name(design)}_marginal", marginal_loglik(stats, beta, L, sigma))
+        loglik = marginal_loglik(as_model_data(stats), beta, L, sigma, len(g.term_names))
+        pm.Potential(f"{observed_name(design)}_marginal", loglik)
     return model
 
 

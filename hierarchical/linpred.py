@@ -21,16 +21,17 @@ def eta_draws(posterior: xr.Dataset, X: np.ndarray, groups: list[tuple[str, np.n
     """
     effects = effects or {}
     if X.shape[1]:
-        eta = np.einsum("cdp,np->cdn", posterior["beta"].values, X)
+        eta = posterior["beta"].values @ X.T           # BLAS; einsum was 10x slower here
     else:
         eta = np.zeros((posterior.sizes["chain"], posterior.sizes["draw"], X.shape[0]))
     for name, codes, Z in groups:
         u = effects.get(name)
         if u is None:
             u = posterior[f"{name}_effect"].transpose("chain", "draw", name, f"{name}_term").values
-        eta = eta + np.einsum("cdnk,nk->cdn", u[:, :, codes, :], Z)
+        for term in range(Z.shape[1]):  # one gathered (chain, draw, rows) slice at a time
+            eta += u[:, :, codes, term] * Z[:, term]
     if offset is not None:
-        eta = eta + offset
+        eta += offset
     return eta
 
 
@@ -44,12 +45,23 @@ def sigma_draws(posterior: xr.Dataset) -> np.ndarray | None:
     return posterior["sigma"].values[..., None] if "sigma" in posterior else None
 
 
+LOGLIK_BLOCK = 1 << 18  # values per block of draws (2 MB of float64)
+
+
 def log_likelihood_group(posterior: xr.Dataset, design: Design) -> DataTree:
-    """Pointwise log likelihood of the observed rows, as the ``log_likelihood`` group."""
-    eta = in_sample_eta(posterior, design)
-    sigma = sigma_draws(posterior)
-    ll = families.log_likelihood(design.spec.family, design.y, eta, sigma=sigma, se=design.se,
-                                 trials=design.trials)
+    """Pointwise log likelihood of the observed rows, as the ``log_likelihood`` group.
+
+    Computed a block of draws at a time: the temporaries stay in cache instead of being
+    fresh (draws x rows) arrays (radon, all states: 1.9 s -> see benchmarks).
+    """
+    chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
+    ll = np.empty((chains, draws, design.n))
+    step = max(1, LOGLIK_BLOCK // max(chains * design.n, 1))
+    for start in range(0, draws, step):
+        block = posterior.isel(draw=slice(start, start + step))
+        ll[:, start:start + step] = families.log_likelihood(
+            design.spec.family, design.y, in_sample_eta(block, design),
+            sigma=sigma_draws(block), se=design.se, trials=design.trials)
     name = observed_name(design)
     data = xr.Dataset({name: (("chain", "draw", "obs"), ll)},
                       coords={"chain": posterior["chain"], "draw": posterior["draw"],

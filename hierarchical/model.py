@@ -15,7 +15,7 @@ import pymc as pm
 import xarray as xr
 from xarray import DataTree
 
-from . import graph, marginal, parameterisation, sampling
+from . import graph, marginal, nutpie_callback, parameterisation, sampling
 from .aggregate import aggregate
 from .design import build_design
 from .exceptions import SpecError
@@ -94,6 +94,7 @@ class Model:
             self._stats = marginal.sufficient_stats(self.design)
         self.pymc_model = self._build_graph()
         self._nutpie_compiled = None
+        self.nutpie_route: nutpie_callback.Route | None = None
         self._full_model = None
 
     def _build_graph(self) -> pm.Model:
@@ -122,6 +123,7 @@ class Model:
         if (self.priors_as_data and self._nutpie_compiled is not None
                 and new.graph_structure() == self.graph_structure()):
             new._nutpie_compiled = self._nutpie_compiled.with_data(**new.prior_data())
+            new.nutpie_route = self.nutpie_route
         return new
 
     def graph_structure(self) -> tuple:
@@ -181,10 +183,32 @@ class Model:
                                                random_seed=random_seed)
         return PriorPredictive(idata, self)
 
-    def compiled_nutpie(self):
-        """The nutpie-compiled model, built on first use and reused by later fits."""
-        if self._nutpie_compiled is None:
+    def compiled_nutpie(self, route: str | None = None, *, chains: int = 4,
+                        iterations: int = 2000, cores: int | None = None):
+        """The nutpie-compiled model, built on first use and reused by later fits.
+
+        ``route`` is "callback" (PyTensor's cached numba function called from Python; chains
+        run one after another), "cfunc" (nutpie's compiled wrapper; parallel chains) or None
+        to choose from the measured gradient cost and the run's size (``nutpie_callback``).
+        ``nutpie_route`` then says which was taken and why.
+        """
+        if route not in (None, "callback", "cfunc"):
+            raise SpecError(f"route must be 'callback', 'cfunc' or None, but got {route!r}")
+        if self._nutpie_compiled is not None and route in (None, self.nutpie_route.name):
+            return self._nutpie_compiled
+        if route == "cfunc":
             self._nutpie_compiled = sampling.compile_nutpie(self.pymc_model)
+            self.nutpie_route = nutpie_callback.Route("cfunc", float("nan"), "set by the caller")
+            return self._nutpie_compiled
+        callback = nutpie_callback.compile_callback(self.pymc_model)
+        seconds = nutpie_callback.gradient_seconds(callback)
+        if route == "callback":
+            self.nutpie_route = nutpie_callback.Route("callback", seconds, "set by the caller")
+        else:
+            self.nutpie_route = nutpie_callback.choose_route(seconds, chains=chains,
+                                                             iterations=iterations, cores=cores)
+        self._nutpie_compiled = (callback if self.nutpie_route.name == "callback"
+                                 else sampling.compile_nutpie(self.pymc_model))
         return self._nutpie_compiled
 
     def _with_drawn_effects(self, idata: DataTree, random_seed: int | None) -> DataTree:
@@ -229,7 +253,9 @@ class Model:
                        target_accept=target_accept)
         start = time.perf_counter()
         if sampler == "nutpie":
-            compiled = self.compiled_nutpie()
+            compiled = self.compiled_nutpie(chains=chains, iterations=draws + tune, cores=cores)
+            if self.nutpie_route.name == "callback":
+                options["cores"] = 1  # callbacks hold the GIL: parallel chains only contend
             idata = sampling.sample_nutpie(self.pymc_model, compiled,
                                            adaptation=sampling.nutpie_adaptation(compiled.n_dim),
                                            **options)

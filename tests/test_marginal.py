@@ -27,7 +27,7 @@ def test_marginal_loglik_equals_brute_force_multivariate_normal(k, expr):
     design, st = model.design, marginal.sufficient_stats(model.design)
     beta_t, L_t, sigma_t = pt.vector("beta"), pt.matrix("L"), pt.scalar("sigma")
     logp = pytensor.function([beta_t, L_t, sigma_t],
-                             marginal.marginal_loglik(st, beta_t, L_t, sigma_t),
+                             marginal.marginal_loglik(st, beta_t, L_t, sigma_t, k),
                              mode="FAST_COMPILE")
     rng = np.random.default_rng(k)
     g = design.groups[0]
