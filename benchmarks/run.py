@@ -109,7 +109,7 @@ def worker(case: str, contender: str, seed: int) -> dict:
                                                              **SAMPLING)
         seconds = time.perf_counter() - start
         params = summarise_ours(fit)
-        verdict = fit.diagnostics().verdict
+        verdict = f"{fit.diagnostics().verdict}, {fit.model.nutpie_route.name}"
     else:
         import bambi as bmb
 

@@ -148,11 +148,17 @@ def _group_contribution(g: GroupDesign, effect):
 
 
 def absorbing_group(design: Design) -> GroupDesign | None:
-    """The first centred factor sharing a term with the fixed part takes those terms as its mean."""
-    for g in design.groups:
-        if g.term.pooled and g.term.centered and set(g.term_names) & set(design.fixed_names):
-            return g
-    return None
+    """The centred factor that takes the fixed terms it shares as its mean.
+
+    Only one factor can; among crossed candidates it is the one with the most rows per level,
+    whose level means the data pin down best. A centred factor left out keeps a ridge between
+    the intercept and its mean (width tau / sqrt(levels)): InstEval with the intercept in
+    students (24 rows each) gave intercept ESS 106 of 2,000; in lecturers (65 each), see
+    benchmarks.
+    """
+    candidates = [g for g in design.groups
+                  if g.term.pooled and g.term.centered and set(g.term_names) & set(design.fixed_names)]
+    return max(candidates, key=lambda g: design.n / len(g.levels), default=None)
 
 
 def coords(design: Design) -> dict[str, list]:
