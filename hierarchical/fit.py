@@ -158,11 +158,10 @@ class Fit:
         vc = self.variance_components()
         vc.index = [_parameter_label(g, n) for g, n in vc.index]
         tables.append(vc)
-        if self.model.marginalized:
-            return pd.concat(tables)[["r_hat", "ess_bulk", "ess_tail"]]
-        effects = self.group_effects(kind="deviation")
-        effects.index = [f"{g}_effect[{lvl}, {t}]" for g, lvl, t in effects.index]
-        tables.append(effects)
+        if not self.model.marginalized:
+            effects = self.group_effects(kind="deviation")
+            effects.index = [f"{g}_effect[{lvl}, {t}]" for g, lvl, t in effects.index]
+            tables.append(effects)
         return pd.concat(tables)[["r_hat", "ess_bulk", "ess_tail"]]
 
     @cached_property
