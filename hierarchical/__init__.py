@@ -5,7 +5,7 @@ with NUTS (nutpie by default) and are read as a statistician would: fixed effect
 components, group effects, shrinkage, prior sensitivity and convergence verdicts.
 """
 
-from . import analysis, datasets, exceptions, model_file, plots, report, sensitivity
+from . import analysis, calibration, datasets, exceptions, model_file, plots, report, sensitivity
 from .bambi_interop import from_bambi
 from .fit import Fit
 from .formula import from_formula
@@ -20,7 +20,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Fit", "GroupTerm", "Model", "ModelSpec", "PoolingComparison", "Prior", "PriorPredictive",
-    "analysis", "compare_pooling", "datasets", "exceptions", "from_bambi", "from_formula", "load",
+    "analysis", "calibration", "compare_pooling", "datasets", "exceptions", "from_bambi", "from_formula", "load",
     "logit_glmm", "meta_analysis", "model_file", "plots", "poisson_glmm", "random_intercepts",
     "random_slopes", "report", "sensitivity",
 ]

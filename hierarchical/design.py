@@ -104,7 +104,20 @@ def _check_frame(data) -> pd.DataFrame:
         raise DataError(f"data has duplicate column names {dupes}; rename them so each is unique")
     if len(data) == 0:
         raise DataError("data has no rows")
+    if len(data) == 1:
+        raise DataError("data has 1 row; partial pooling needs rows in at least 2 groups")
     return data
+
+
+def _check_dtypes(frame: pd.DataFrame, spec: ModelSpec) -> None:
+    """Dates, durations and complex numbers are not predictors: say so before formulae does."""
+    groups = {term.group for term in spec.groups}
+    for column in frame.columns:
+        kind = frame[column].dtype.kind
+        if column not in groups and kind in "mMc":
+            raise DataError(f"column {column!r} has dtype {frame[column].dtype}, which cannot "
+                            "enter a model; convert it to numbers (e.g. days since a start "
+                            "date) or to category labels")
 
 
 def _check_columns(data: pd.DataFrame, cols: list[str]) -> None:
@@ -121,7 +134,9 @@ def _missing_mask(col: pd.Series) -> pd.Series:
     return mask
 
 
-def _handle_missing(frame: pd.DataFrame, dropna: bool) -> pd.DataFrame:
+def _handle_missing(frame: pd.DataFrame, dropna: bool | None) -> pd.DataFrame:
+    """Refuse (or, with ``dropna=True``, drop) incomplete rows; ``None``: the caller has no
+    dropna option (prediction), so the message does not offer one."""
     masks = {c: _missing_mask(frame[c]) for c in frame.columns}
     bad = {c: m for c, m in masks.items() if m.any()}
     if not bad:
@@ -133,7 +148,8 @@ def _handle_missing(frame: pd.DataFrame, dropna: bool) -> pd.DataFrame:
             f"column {c!r} has missing or non-finite values ({_values(frame[c][m].unique())}) "
             f"in {int(m.sum())} row(s): {_rows(frame.index[m])}"
             + (f"; also in columns {others}" if others else "")
-            + ". Fix or remove those rows, or pass dropna=True to drop them.")
+            + (". Fix or remove those rows." if dropna is None else
+               ". Fix or remove those rows, or pass dropna=True to drop them."))
     drop = np.logical_or.reduce(list(bad.values()))
     warnings.warn(f"dropna=True: dropped {int(drop.sum())} of {len(frame)} rows with missing "
                   f"values in {sorted(bad)}", UserWarning, stacklevel=4)
@@ -165,7 +181,7 @@ def _check_family_values(frame: pd.DataFrame, spec: ModelSpec, y: np.ndarray,
                         f"in row(s): {_rows(idx[mask])}")
 
     if spec.family == "gaussian" and np.ptp(y) == 0:
-        raise DataError(f"response {name!r} is constant ({y[0]!r}); nothing to model")
+        raise DataError(f"response {name!r} is constant ({_show(y[0])}); nothing to model")
     if spec.family in ("poisson", "binomial"):
         bad = (y < 0) | (y != np.round(y))
         if bad.any():
@@ -304,6 +320,7 @@ def build_design(spec: ModelSpec, data: pd.DataFrame, *, dropna: bool = False) -
     cols = required_columns(spec)
     _check_columns(data, cols)
     frame = _handle_missing(data.loc[:, cols].copy(), dropna)
+    _check_dtypes(frame, spec)
     y = _numeric_response(frame, spec)
     trials = _numeric_column(frame, spec.trials, "trials") if spec.trials else None
     _check_family_values(frame, spec, y, trials)

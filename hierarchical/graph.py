@@ -19,11 +19,14 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from contextvars import ContextVar
+import hashlib
 from itertools import combinations
 
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
+from pytensor.graph.basic import Constant
+from pytensor.graph.traversal import graph_inputs
 
 from .design import Design, GroupDesign
 from .priors import PriorEntry
@@ -210,7 +213,9 @@ def observed_name(design: Design) -> str:
 
 def likelihood(design: Design, eta, entries: dict[str, PriorEntry]):
     spec, name = design.spec, observed_name(design)
-    obs = dict(observed=design.y, dims="obs")
+    # The response is data, not a graph constant: `Model.with_data` refits a new response
+    # (simulation-based calibration, bootstrap) with the compiled sampler.
+    obs = dict(observed=pm.Data(f"observed:{name}", design.y, dims="obs"), dims="obs")
     if spec.family == "gaussian":
         prior = entries["sigma"].prior
         sigma = prior_variable("sigma", prior.dist, prior.params)
@@ -249,6 +254,24 @@ def build_marginal_model(design: Design, entries: list[PriorEntry], stats) -> pm
         loglik = marginal_loglik(as_model_data(stats), beta, L, sigma, len(g.term_names))
         pm.Potential(f"{observed_name(design)}_marginal", loglik)
     return model
+
+
+def constants_fingerprint(model: pm.Model) -> str:
+    """A hash of every constant in the model's graph (design matrices, group indices,
+    trials, offsets, fixed prior parameters): two graphs with equal structure and equal
+    fingerprints differ only in their ``pm.Data`` values, so one compiled sampler serves both.
+
+    The constants are hashed as a sorted set: compiling a model (nutpie's graph rewrites)
+    reorders what graph traversal meets first and merges equal constants.
+    """
+    digests = []
+    for node in graph_inputs([*model.basic_RVs, *model.potentials]):
+        if isinstance(node, Constant):
+            value = np.ascontiguousarray(node.data)
+            digest = hashlib.sha1(f"{value.dtype}{value.shape}".encode())
+            digest.update(value.tobytes())
+            digests.append(digest.hexdigest())
+    return hashlib.sha1("".join(sorted(set(digests))).encode()).hexdigest()
 
 
 def build_pymc_model(design: Design, entries: list[PriorEntry]) -> pm.Model:

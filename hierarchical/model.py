@@ -119,20 +119,39 @@ class Model:
         distribution), so refitting costs no compilation.
         """
         spec, data, options = self.construction()
-        new = Model(spec.with_priors(priors), data, **options)
-        if (self.priors_as_data and self._nutpie_compiled is not None
-                and new.graph_structure() == self.graph_structure()):
-            new._nutpie_compiled = self._nutpie_compiled.with_data(**new.prior_data())
-            new.nutpie_route = self.nutpie_route
-        return new
+        return Model(spec.with_priors(priors), data, **options)._adopt_compiled(self)
+
+    def with_data(self, data: pd.DataFrame) -> "Model":
+        """The same model (spec, prior overrides, parameterisation) on new data.
+
+        Default priors are derived again from the new data. When the graph differs only in
+        the response (same design, groups, offsets, trials and priors: a simulated or
+        resampled response under explicit priors), the compiled sampler is reused, so a
+        refit costs no compilation: simulation-based calibration refits one model hundreds
+        of times this way (``benchmarks/sbc.py``).
+        """
+        spec, _, options = self.construction()
+        return Model(spec, data, **options)._adopt_compiled(self)
+
+    def _adopt_compiled(self, other: "Model") -> "Model":
+        """Take ``other``'s compiled nutpie sampler when the graphs differ only in data."""
+        compiled = other._nutpie_compiled
+        if compiled is None or self.graph_structure() != other.graph_structure():
+            return self
+        names = (compiled._shared_data if hasattr(compiled, "_shared_data")
+                 else {v.name for v in compiled.shared_var_keys})
+        values = {v.name: v.get_value() for v in self.pymc_model.data_vars if v.name in names}
+        self._nutpie_compiled = compiled.with_data(**values)
+        self.nutpie_route = other.nutpie_route
+        return self
 
     def graph_structure(self) -> tuple:
         """What a compiled sampler depends on: free variables with their distributions and
-        shapes, and the data variables (prior parameter values excluded)."""
+        shapes, the data variables' shapes (not their values) and every constant's value."""
         free = tuple((rv.name, type(rv.owner.op).__name__, tuple(rv.type.shape))
                      for rv in self.pymc_model.free_RVs)
         data = tuple(sorted((v.name, np.shape(v.get_value())) for v in self.pymc_model.data_vars))
-        return free, data
+        return free, data, graph.constants_fingerprint(self.pymc_model)
 
     def prior_data(self) -> dict[str, np.ndarray]:
         """Values of the prior parameters held as data (``priors_as_data=True`` only)."""

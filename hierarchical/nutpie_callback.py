@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pymc as pm
+import pytensor
 
 # Measured on the 2-core development machine (nutpie 0.16, warm caches): the cfunc wrapper
 # of a small model takes 1.3-7 s to compile; 3 s is the typical case.
@@ -45,10 +46,14 @@ def compile_callback(model: pm.Model):
 
     from .sampling import numba_mode
 
+    # PyMC compiles the initial-point function in FAST_COMPILE mode, whose VM would build C
+    # thunks (needing gcc and BLAS); without a C compiler it runs the ops' Python code, which
+    # is all one call at start-up needs
     with numba_mode():
-        initial_point = make_initial_point_fn(model=model, jitter_rvs=set(model.free_RVs),
-                                              default_strategy="support_point",
-                                              return_transformed=True)
+        with pytensor.config.change_flags(cxx=""):
+            initial_point = make_initial_point_fn(model=model, jitter_rvs=set(model.free_RVs),
+                                                  default_strategy="support_point",
+                                                  return_transformed=True)
         n_dim, _, logp_pt, expand_pt, initial_flat, shape_info, reparameterized = \
             _make_functions(model, mode="NUMBA", compute_grad=True, join_expanded=False,
                             pymc_initial_point_fn=initial_point)

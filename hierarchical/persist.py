@@ -56,15 +56,41 @@ def _frame(group: DataTree, categories: dict) -> pd.DataFrame:
     return frame
 
 
+def _encode_text(tree: DataTree) -> dict[str, list[str]]:
+    """Object variables (nutpie's ``divergence_message``: None or a message) become strings,
+    "" for None, so netCDF stores them; the names are kept to restore the Nones on load."""
+    text = {}
+    for group in tree.children:
+        data = tree[group].to_dataset()
+        names = [name for name, var in data.data_vars.items() if var.dtype == object]
+        if names:
+            text[group] = names
+            tree[group] = DataTree(data.assign({name: data[name].fillna("").astype(str)
+                                                for name in names}))
+    return text
+
+
+def _decode_text(tree: DataTree, text: dict[str, list[str]]) -> None:
+    for group, names in text.items():
+        data = tree[group].to_dataset()
+        restored = {}
+        for name in names:
+            values = data[name].values.astype(object)
+            values[values == ""] = None
+            restored[name] = data[name].copy(data=values)
+        tree[group] = DataTree(data.assign(restored))
+
+
 def save(fit, path) -> None:
     """Write ``fit`` to ``path`` (netCDF-4)."""
     spec = fit.model.spec
     resolved = tuple(replace(term, centered=g.term.centered)
                      for term, g in zip(spec.groups, fit.model.design.groups))
     tree = fit.idata.copy()
+    text = _encode_text(tree)
     tree[DATA_GROUP], categories = _data_group(fit.model.design.data)
     meta = {"spec": replace(spec, groups=resolved).to_dict(), "sampler": fit.sampler,
-            "versions": versions(), "categories": categories}
+            "versions": versions(), "categories": categories, "text_variables": text}
     tree.attrs = {**tree.attrs, "hierarchical": json.dumps(meta)}
     tree.to_netcdf(path, engine=ENGINE)
 
@@ -86,6 +112,7 @@ def load(path):
         warnings.warn("this fit was saved with other package versions: " + ", ".join(
             f"{k} {old} (now {new})" for k, (old, new) in changed.items()), UserWarning,
             stacklevel=2)
+    _decode_text(tree, meta.get("text_variables", {}))
     data = _frame(tree[DATA_GROUP], meta["categories"])
     model = Model(ModelSpec.from_dict(meta["spec"]), data)
     idata = DataTree.from_dict({name: tree[name].to_dataset() for name in tree.children

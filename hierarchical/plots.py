@@ -363,6 +363,34 @@ def prior_predictive(check, fit=None):
     return fig
 
 
+def rank_histograms(ranks: pd.DataFrame, case: str, bins: int = 20):
+    """Simulation-based calibration ranks of one case (``calibration.run``): one histogram
+    per parameter, with the band where 99 % of bins fall when the ranks are uniform."""
+    from .calibration import RANK_DRAWS, bin_counts, uniformity_p
+
+    rank_draws = ranks.attrs.get("rank_draws", RANK_DRAWS)
+    table = ranks[ranks["case"] == case]
+    if table.empty:
+        raise SpecError(f"no ranks for case {case!r}; cases: {sorted(ranks['case'].unique())}")
+    parameters = list(dict.fromkeys(table["parameter"]))
+    fig, axes = _panels(len(parameters), width=3.4, height=2.6, ncols=min(len(parameters), 4))
+    for ax, parameter in zip(axes, parameters):
+        values = table.loc[table["parameter"] == parameter, "rank"].to_numpy()
+        counts = bin_counts(values, rank_draws, bins)
+        lo, hi = stats.binom.ppf([0.005, 0.995], values.size, 1 / bins)
+        ax.axhspan(lo, hi, color="#d9d9d9", lw=0)
+        ax.axhline(values.size / bins, color="#7f7f7f", lw=1)
+        ax.bar(np.arange(bins), counts, width=0.9, color=PARTIAL)
+        ax.set_title(f"{parameter}\np = {uniformity_p(values, rank_draws, bins):.3f}",
+                     fontsize="medium")
+        ax.set_xticks([0, bins - 1], ["0", str(rank_draws)])
+        ax.set_xlabel("rank of the true value")
+    axes[0].set_ylabel("replications")
+    fig.suptitle(f"SBC {case}: {table['rep'].nunique()} replications, ranks among "
+                 f"{rank_draws} posterior draws (grey: 99% band under uniformity)")
+    return fig
+
+
 def save(fig, path, dpi: int = 150) -> None:
     """Save a figure as PNG (or any format matplotlib knows from the suffix) and close it."""
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
@@ -370,4 +398,4 @@ def save(fig, path, dpi: int = 150) -> None:
 
 
 __all__ = ["caterpillar", "pooling_vs_size", "power_scale", "prior_grid", "prior_predictive",
-           "save", "shrinkage", "variance_components"]
+           "rank_histograms", "save", "shrinkage", "variance_components"]

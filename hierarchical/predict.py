@@ -92,7 +92,7 @@ def predict(fit, newdata: pd.DataFrame | None = None, *, kind: str = "mean",
             raise DataError(f"newdata must be a pandas DataFrame, but got {type(newdata).__name__}")
         cols = _needed_columns(design, kind)
         _check_columns(newdata, cols)
-        frame = _handle_missing(newdata.loc[:, cols].copy(), dropna=False)
+        frame = _handle_missing(newdata.loc[:, cols].copy(), dropna=None)
     rng = np.random.default_rng(random_seed)
     posterior = fit.posterior
     X = _fixed_matrix(design, frame)

@@ -12,17 +12,16 @@ summarised in the worker, so the same grid gives the same table on both.
 from __future__ import annotations
 
 import itertools
-import multiprocessing
 import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 from .exceptions import SpecError
+from .parallel import map_jobs
 from .priors import resolve_priors
 from .spec import Prior
 from .summary import DEFAULT_PROB, summarize
@@ -105,15 +104,6 @@ def _model_key(model) -> str:
     return f"{model.spec!r}|{model.marginalized}|{model.aggregate_rows}|{rows}"
 
 
-def _progress(total: int, enabled: bool):
-    """A tqdm bar; the notebook flavour only when shown (it warns without ipywidgets)."""
-    if enabled:
-        from tqdm.auto import tqdm
-    else:
-        from tqdm import tqdm
-    return tqdm(total=total, desc="prior grid", unit="fit", disable=not enabled)
-
-
 def prior_grid(model, grid: Mapping[str, Sequence[Prior]], targets=None, *, draws: int = 1000,
                tune: int = 1000, chains: int = 4, random_seed: int = 1,
                workers: int | None = None, client=None, cores_per_fit: int | None = None,
@@ -156,31 +146,10 @@ def prior_grid(model, grid: Mapping[str, Sequence[Prior]], targets=None, *, draw
     jobs = [_Job(point=i, seed=random_seed + i, overrides=o, fit_kwargs=fit_kwargs, **base)
             for i, o in enumerate(points)]
     start = time.perf_counter()
-    rows = _run(jobs, workers=n_workers, client=client, progressbar=progressbar)
+    rows = [row for rows in map_jobs(_fit_point, jobs, workers=n_workers, client=client,
+                                     progressbar=progressbar, desc="prior grid")
+            for row in rows]
     # each point's rows arrive together, in target order; points arrive as they finish
     table = pd.DataFrame(rows).sort_values("point", kind="stable").reset_index(drop=True)
     table.attrs.update(grid=points, wall_seconds=time.perf_counter() - start, workers=n_workers)
     return table
-
-
-def _run(jobs: list[_Job], *, workers: int, client, progressbar: bool) -> list[dict]:
-    rows: list[dict] = []
-    with _progress(len(jobs), progressbar) as bar:
-        if client is not None:
-            from distributed import as_completed as dask_completed
-
-            futures = [client.submit(_fit_point, job, pure=False) for job in jobs]
-            for future in dask_completed(futures):
-                rows += future.result()
-                bar.update()
-        elif workers == 1:
-            for job in jobs:
-                rows += _fit_point(job)
-                bar.update()
-        else:
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-                for future in as_completed([pool.submit(_fit_point, job) for job in jobs]):
-                    rows += future.result()
-                    bar.update()
-    return rows

@@ -1,6 +1,7 @@
 """Shared fixtures: each real model is compiled and sampled once per test session."""
 
 import pandas as pd
+import pytensor
 import pytest
 
 import hierarchical as hier
@@ -31,3 +32,9 @@ def radon_slopes_model(radon):
 def frame_hash(frame: pd.DataFrame) -> int:
     """Content hash of a DataFrame, values and labels, to prove callers' data are untouched."""
     return int(pd.util.hash_pandas_object(frame, index=True).sum()) ^ hash(tuple(map(str, frame.columns)))
+
+
+def python_evaluation():
+    """PyTensor with no C compiler: FAST_COMPILE graphs and PyMC's helpers run the ops'
+    Python code (one-off checks need no compiled C, which would also look for a BLAS)."""
+    return pytensor.config.change_flags(cxx="")

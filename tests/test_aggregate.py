@@ -6,6 +6,8 @@ import pytest
 
 import hierarchical as hier
 
+from .conftest import python_evaluation
+
 
 def contraception() -> pd.DataFrame:
     data = hier.datasets.load("contraception")
@@ -13,7 +15,8 @@ def contraception() -> pd.DataFrame:
 
 
 def logp_at(model: hier.Model, point: dict) -> float:
-    return float(model.pymc_model.compile_logp(mode="FAST_COMPILE")(point))
+    with python_evaluation():
+        return float(model.pymc_model.compile_logp(mode="FAST_COMPILE")(point))
 
 
 @pytest.mark.parametrize("family", ["bernoulli", "poisson"])

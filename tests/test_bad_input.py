@@ -1,6 +1,8 @@
 """Bad input raises a hierarchical error naming column, value and rows, before PyMC runs,
 and the caller's DataFrame is left exactly as it was."""
 
+import functools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,7 +10,7 @@ import pytest
 import hierarchical as hier
 from hierarchical.exceptions import DataError, FormulaError, PriorError, SpecError
 
-from .conftest import frame_hash
+from tests.conftest import frame_hash
 
 
 def small_frame() -> pd.DataFrame:
@@ -86,22 +88,112 @@ CASES = [
      {}, DataError, ["'se'", "> 0", "row(s): 2"]),
     ("trials without binomial", "k ~ x + (1|g)", lambda f: f.assign(n=10),
      {"family": "poisson", "trials": "n"}, SpecError, ["trials", "binomial"]),
+    ("boolean response, Gaussian", "b ~ x + (1|g)", lambda f: f.assign(b=f["x"] > 0), {},
+     DataError, ["'b'", "boolean", "family='bernoulli'"]),
+    ("categorical response", "c ~ x + (1|g)", lambda f: f.assign(c=pd.Categorical(f["cat"])),
+     {}, DataError, ["'c'", "numeric", "category", "'p'"]),
+    ("counts as strings", "s ~ x + (1|g)", lambda f: f.assign(s=f["k"].astype(str)),
+     {"family": "poisson"}, DataError, ["'s'", "numeric", "'3'"]),
+    ("missing count (Int64 NA)", "k ~ x + (1|g)",
+     lambda f: f.assign(k=pd.array(np.where(f.index == 3, None, f["k"]), dtype="Int64")),
+     {"family": "poisson"}, DataError, ["'k'", "<NA>", "row(s): 3"]),
+    ("None in trials", "k ~ x + (1|g)",
+     lambda f: f.assign(n=f["k"] + 3).pipe(with_value("n", 5, None)),
+     {"family": "binomial", "trials": "n"}, DataError, ["'n'", "None", "row(s): 5"]),
+    ("inf exposure", "k ~ x + (1|g)", lambda f: f.assign(t=1.0).pipe(with_value("t", 2, np.inf)),
+     {"family": "poisson", "exposure": "t"}, DataError, ["'t'", "inf", "row(s): 2"]),
+    ("NaN standard error", None, lambda f: f.assign(se=1.0).pipe(with_value("se", 1, np.nan)),
+     {}, DataError, ["'se'", "nan", "row(s): 1"]),
+    ("None estimate", None, lambda f: f.assign(se=1.0).pipe(with_value("y", 4, None)), {},
+     DataError, ["'y'", "None", "row(s): 4"]),
+    ("NaN in a categorical predictor", "y ~ cat + (1|g)", with_value("cat", 8, np.nan), {},
+     DataError, ["'cat'", "nan", "row(s): 8"]),
+    ("date predictor", "y ~ d + (1|g)",
+     lambda f: f.assign(d=pd.Timestamp("2020-01-01") + pd.to_timedelta(f.index, "D")), {},
+     DataError, ["'d'", "datetime64", "convert"]),
+    ("one row", "y ~ x + (1|g)", lambda f: f.iloc[:1], {}, DataError, ["1 row", "2 groups"]),
+    ("slope column missing", "y ~ x + (1 + w|g)", None, {}, DataError, ["'w'", "not found"]),
+    ("group column all NaN", "y ~ x + (1|h)", lambda f: f.assign(h=np.nan), {}, DataError,
+     ["'h'", "nan", "20 row(s)"]),
+    ("offset on a Gaussian model", "y ~ x + (1|g)", lambda f: f.assign(o=0.0),
+     {"offset": "o"}, SpecError, ["offset", "poisson", "'gaussian'"]),
+    ("LKJ eta not positive", "y ~ x + (1 + x|g)", None,
+     {"priors": {"g_corr": hier.Prior("LKJ", eta=-1)}}, PriorError, ["'g_corr'", "eta", "-1"]),
+    ("prior not a Prior", "y ~ x + (1|g)", None, {"priors": {"sigma": 3.0}}, PriorError,
+     ["'sigma'", "hier.Prior", "3.0"]),
+    ("misspelt distribution", "y ~ x + (1|g)", None,
+     {"priors": {"sigma": hier.Prior("HalfNormel", sigma=3.0)}}, PriorError,
+     ["'sigma'", "'HalfNormel'", "HalfNormal"]),
 ]
+
+
+# predict on new data: (id, new rows, predict kwargs, error, words)
+PREDICT_CASES = [
+    ("unseen level in predict", pd.DataFrame({"x": [0.0], "g": ["zz"]}), {"new_groups": "error"},
+     DataError, ["'g'", "zz"]),
+    ("predict without a predictor", pd.DataFrame({"g": ["a"]}), {}, DataError,
+     ["'x'", "not found"]),
+    ("NaN predictor in predict", pd.DataFrame({"x": [np.nan], "g": ["a"]}), {}, DataError,
+     ["'x'", "nan"]),
+    ("unknown prediction kind", pd.DataFrame({"x": [0.0], "g": ["a"]}), {"kind": "probability"},
+     SpecError, ["kind", "'probability'"]),
+]
+
+
+def raise_model_case(case):
+    """Build the case's model; return (exception, the frame's hash before, after)."""
+    _, formula, edit, kwargs, error, _ = case
+    frame = small_frame() if edit is None else edit(small_frame())
+    hashable = isinstance(frame, pd.DataFrame) and frame.columns.is_unique
+    before = frame_hash(frame) if hashable else None
+    try:
+        hier.Model(formula or hier.meta_analysis("y", se="se", group="g"), frame, **kwargs)
+    except Exception as exc:                   # the test checks the type
+        return exc, before, frame_hash(frame) if hashable else None
+    return None, before, before
+
+
+@functools.cache
+def small_fit():
+    """A tiny real fit to predict from (the same model in the test and the printed table)."""
+    return hier.Model("y ~ x + (1|g)", small_frame()).fit(draws=100, tune=200, chains=1,
+                                                           random_seed=1, progressbar=False,
+                                                           warn=False)
+
+
+def raise_predict_case(case):
+    _, new, kwargs, _, _ = case
+    before = frame_hash(new)
+    try:
+        small_fit().predict(new, **kwargs)
+    except Exception as exc:
+        return exc, before, frame_hash(new)
+    return None, before, before
+
+
+def _check(exc, error, words, before, after):
+    assert isinstance(exc, error), f"expected {error.__name__}, got {exc!r}"
+    for word in words:
+        assert word in str(exc), f"{word!r} not in: {exc}"
+    assert "pytensor" not in str(exc).lower()
+    assert before == after, "the caller's DataFrame was changed"
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_is_a_clear_error(case):
-    _, formula, edit, kwargs, error, words = case
-    frame = small_frame() if edit is None else edit(small_frame())
-    before = frame_hash(frame) if isinstance(frame, pd.DataFrame) and frame.columns.is_unique else None
-    model_spec = formula or hier.meta_analysis("y", se="se", group="g")
-    with pytest.raises(error) as err:
-        hier.Model(model_spec, frame, **kwargs)
-    for word in words:
-        assert word in str(err.value), f"{word!r} not in: {err.value}"
-    assert "pytensor" not in str(err.value).lower()
-    if before is not None:
-        assert frame_hash(frame) == before
+    exc, before, after = raise_model_case(case)
+    _check(exc, case[4], case[5], before, after)
+
+
+@pytest.mark.parametrize("case", PREDICT_CASES, ids=[c[0] for c in PREDICT_CASES])
+def test_bad_prediction_input_is_a_clear_error(case):
+    exc, before, after = raise_predict_case(case)
+    _check(exc, case[3], case[4], before, after)
+
+
+def test_the_table_has_at_least_thirty_distinct_cases():
+    names = [c[0] for c in CASES + PREDICT_CASES]
+    assert len(names) >= 30 and len(set(names)) == len(names)
 
 
 def test_dropna_drops_with_a_warning_and_leaves_caller_data_alone():

@@ -43,3 +43,25 @@ def test_e_bfmi_matches_definition():
     walk = np.cumsum(white, axis=1)            # a random walk: E-BFMI ~ 0
     assert np.allclose(e_bfmi(white), 2.0, atol=0.1)
     assert (e_bfmi(walk) < 0.01).all()
+
+
+def funnel_data():
+    """20 groups of 2 rows whose true group SD is 0.05 against a residual SD of 1: the
+    centred posterior is Neal's funnel in the group SD."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    g = np.repeat(np.arange(20), 2)
+    return pd.DataFrame({"y": rng.normal(0, 0.05, 20)[g] + rng.normal(size=g.size), "g": g})
+
+
+def test_centred_funnel_warns_naming_the_sd_and_non_centred_is_quiet():
+    model = hier.Model("y ~ 1 + (1 | g)", funnel_data(), centered=True, marginalize=False)
+    with pytest.warns(ConvergenceWarning) as record:
+        fit = model.fit(random_seed=0, progressbar=False)
+    assert "g_sd[Intercept]" in str(record[0].message)
+    assert fit.diagnostics().verdict == "FAIL"
+    fixed = hier.Model("y ~ 1 + (1 | g)", funnel_data(), centered=False, marginalize=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        assert fixed.fit(random_seed=0, progressbar=False).diagnostics().passed

@@ -9,6 +9,8 @@ import pytest
 
 import hierarchical as hier
 
+from .conftest import python_evaluation
+
 PURE_MODULES = ["spec.py", "formula.py", "templates.py", "design.py"]
 
 
@@ -25,10 +27,10 @@ def test_spec_side_never_imports_pymc(module):
 
 def finite_logp_and_gradient(model: hier.Model):
     pm_model = model.pymc_model
-    point = pm_model.initial_point()
-    # FAST_COMPILE evaluates in Python: no numba / C compilation for a one-off check
-    logp = pm_model.compile_logp(mode="FAST_COMPILE")(point)
-    grad = pm_model.compile_dlogp(mode="FAST_COMPILE")(point)
+    with python_evaluation():
+        point = pm_model.initial_point()
+        logp = pm_model.compile_logp(mode="FAST_COMPILE")(point)
+        grad = pm_model.compile_dlogp(mode="FAST_COMPILE")(point)
     assert np.isfinite(logp)
     assert np.all(np.isfinite(grad)) and np.any(grad != 0)
 
@@ -154,7 +156,7 @@ def test_lkj_prior_has_the_right_marginal():
     """For 2 terms, LKJ(eta) gives r = 2B - 1 with B ~ Beta(eta, eta): Var(r) = 1 / (2 eta + 1)."""
     import pymc as pm
 
-    with pm.Model():
+    with pm.Model(), python_evaluation():
         chol = pm.LKJCorr("c", n=2, eta=2.0)
         pm.Deterministic("r", chol[1, 0])
         draws = pm.sample(draws=2000, tune=500, chains=2, random_seed=3, progressbar=False,
