@@ -4,7 +4,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 PY := $(VENV)/bin/python
 
-.PHONY: install demo test test-slow bench clean
+.PHONY: install demo test test-slow bench sbc extremes bad-inputs clean
 
 $(STAMP): pyproject.toml scripts/find_python.sh
 	@set -e; \
@@ -30,6 +30,15 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py --cold
+
+sbc: $(STAMP)
+	$(PY) benchmarks/sbc.py
+
+extremes: $(STAMP)
+	$(PY) benchmarks/extremes.py
+
+bad-inputs: $(STAMP)
+	$(PY) benchmarks/bad_input_table.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
