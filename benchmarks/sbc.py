@@ -248,9 +248,13 @@ def main(argv=None) -> int:
         from distributed import Client
 
         client = Client(args.dask)
-    ranks = calibration.run([CASES[c] for c in args.cases], args.reps, draws=args.draws,
-                            tune=args.tune, workers=args.workers, client=client,
-                            random_seed=args.seed)
+    try:
+        ranks = calibration.run([CASES[c] for c in args.cases], args.reps, draws=args.draws,
+                                tune=args.tune, workers=args.workers, client=client,
+                                random_seed=args.seed)
+    finally:
+        if client is not None:
+            client.close()
     table = calibration.rank_table(ranks)
     args.out.mkdir(parents=True, exist_ok=True)
     ranks.to_csv(args.out / "ranks.csv.gz", index=False, float_format="%.6g")
