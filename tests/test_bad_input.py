@@ -179,8 +179,14 @@ def _check(exc, error, words, before, after):
     assert before == after, "the caller's DataFrame was changed"
 
 
+def _reached_pymc(*args, **kwargs):
+    raise AssertionError("bad input reached the PyMC graph builder")
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
-def test_bad_input_is_a_clear_error(case):
+def test_bad_input_is_a_clear_error(case, monkeypatch):
+    monkeypatch.setattr("hierarchical.model.build_pymc_model", _reached_pymc)
+    monkeypatch.setattr("hierarchical.model.build_marginal_model", _reached_pymc)
     exc, before, after = raise_model_case(case)
     _check(exc, case[4], case[5], before, after)
 
