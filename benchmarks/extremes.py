@@ -97,7 +97,8 @@ def run_case(name: str, **fit_kwargs) -> dict:
     fixed, variance = fit.fixed_effects(), fit.variance_components()
     diagnostics = fit.diagnostics()
     return {"case": name, "rows": model.design.n,
-            "groups": len(model.design.groups[0].levels), "parameters": _n_parameters(fit),
+            "groups": len(model.design.groups[0].levels),
+            "values_per_draw": _values_per_draw(fit),
             "seconds": round(seconds, 1), "divergences": diagnostics.divergences,
             "verdict": diagnostics.verdict,
             "warned": any(issubclass(w.category, ConvergenceWarning) for w in caught),
@@ -110,7 +111,8 @@ def _label(key) -> str:
     return " ".join(map(str, key)) if isinstance(key, tuple) else str(key)
 
 
-def _n_parameters(fit) -> int:
+def _values_per_draw(fit) -> int:
+    """Posterior values stored per draw: free parameters, raw z and deterministics alike."""
     return int(sum(np.prod([fit.posterior.sizes[d] for d in v.dims if d not in ("chain", "draw")])
                    for v in fit.posterior.data_vars.values()))
 
@@ -128,7 +130,7 @@ def main(argv=None) -> int:
         result = run_case(args.one)
         print(json.dumps({**result, "peak_mb": round(_peak_mb())}, default=float))
         return 0
-    print("| case | rows | groups | parameters | time s | peak MB | divergences | min ESS | "
+    print("| case | rows | groups | posterior values per draw | time s | peak MB | divergences | min ESS | "
           "verdict | estimates |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name in args.cases:
@@ -136,7 +138,7 @@ def main(argv=None) -> int:
                                text=True, check=True)
         r = json.loads(child.stdout.strip().splitlines()[-1])
         estimates = ", ".join(f"{k} {v:.4g}" for k, v in {**r["fixed"], **r["sd"]}.items())
-        print(f"| {name} | {r['rows']} | {r['groups']} | {r['parameters']} | {r['seconds']} | "
+        print(f"| {name} | {r['rows']} | {r['groups']} | {r['values_per_draw']} | {r['seconds']} | "
               f"{r['peak_mb']} | {r['divergences']} | {r['min_ess_bulk']:.0f} | {r['verdict']} | "
               f"{estimates} |", flush=True)
     return 0
