@@ -1,35 +1,63 @@
 # One entry point. `make demo` and `make test` create .venv/ on first use.
 # PYTHON may name an interpreter (>= 3.12); otherwise one is found on the machine.
+#
+# .venv/          the package and its test tools only: what a plain `pip install` resolves
+# .venv-interop/  plus the contenders and optional back-ends (bambi, numpyro, dask), which pin
+#                 some of the core's dependencies (bambi: formulae < 0.7), so they live apart
 VENV := .venv
 STAMP := $(VENV)/.installed
 PY := $(VENV)/bin/python
+IVENV := .venv-interop
+ISTAMP := $(IVENV)/.installed
+IPY := $(IVENV)/bin/python
 
-.PHONY: install demo test test-slow bench sbc extremes bad-inputs clean
+.PHONY: install install-interop demo test test-unit test-slow test-interop test-all bench sbc extremes \
+        bad-inputs check-deps check-versions clean
+
+define make_venv
+	@set -e; \
+	if [ ! -x $(1)/bin/python ]; then \
+	  interp=$$(bash scripts/find_python.sh); \
+	  echo "creating $(1) with $$interp"; \
+	  $$interp -m venv $(1); \
+	fi; \
+	$(1)/bin/python -m pip install --quiet --upgrade pip; \
+	$(1)/bin/python -m pip install --quiet -e '.[$(2)]'
+endef
 
 $(STAMP): pyproject.toml scripts/find_python.sh
-	@set -e; \
-	if [ ! -x $(PY) ]; then \
-	  interp=$$(bash scripts/find_python.sh); \
-	  echo "creating $(VENV) with $$interp"; \
-	  $$interp -m venv $(VENV); \
-	fi; \
-	$(PY) -m pip install --quiet --upgrade pip; \
-	$(PY) -m pip install --quiet -e '.[test]'; \
-	touch $(STAMP)
+	$(call make_venv,$(VENV),test)
+	@touch $(STAMP)
+
+$(ISTAMP): pyproject.toml scripts/find_python.sh
+	$(call make_venv,$(IVENV),interop)
+	@touch $(ISTAMP)
 
 install: $(STAMP)
+
+install-interop: $(ISTAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/hierarchical demo
 
+# unit + integration tiers (what CI runs); prints the slowest tests
 test: $(STAMP)
 	$(PY) -m pytest
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow
 
-bench: $(STAMP)
-	$(PY) benchmarks/run.py --cold
+# bambi cross-checks, numpyro, Dask clusters: in their own environment
+test-interop: $(ISTAMP)
+	$(IPY) -m pytest -m "interop and not slow"
+
+# every tier; the interop ones in the interop environment
+test-all: $(STAMP) $(ISTAMP)
+	$(PY) -m pytest -m "not interop"
+	$(IPY) -m pytest -m interop
+
+bench: $(ISTAMP)
+	$(IPY) benchmarks/run.py --cold
 
 sbc: $(STAMP)
 	$(PY) benchmarks/sbc.py
@@ -40,5 +68,17 @@ extremes: $(STAMP)
 bad-inputs: $(STAMP)
 	$(PY) benchmarks/bad_input_table.py
 
+# the dependency sets a plain install, the test extra and the interop extra resolve
+check-deps: $(STAMP)
+	$(PY) scripts/check_deps.py
+
+# the unit tier on the oldest versions pyproject claims, in a throw-away environment
+check-versions:
+	bash scripts/check_versions.sh
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(IVENV) build *.egg-info
+
+# the unit tier alone: no sampler runs (tests/conftest.py enforces it)
+test-unit: $(STAMP)
+	$(PY) -m pytest -m "not integration and not slow and not interop"

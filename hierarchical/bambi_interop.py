@@ -17,6 +17,7 @@ import numpy as np
 import xarray as xr
 from xarray import DataTree
 
+from . import names
 from .exceptions import PriorError, SpecError
 from .fit import Fit
 from .formula import _split_top_level
@@ -54,8 +55,7 @@ def bambi_priors(model) -> dict:
 
     The levels of one categorical term become one bambi prior with array parameters, in
     level order."""
-    import bambi as bmb
-    import numpy as np
+    import bambi as bmb  # an optional dependency (hierarchical[interop])
 
     by_key: dict[str, list[PriorEntry]] = {}
     for entry in model.prior_entries:
@@ -162,15 +162,15 @@ def _by_label(draws: xr.DataArray, labels: list[str], keep: tuple[str, ...] = ()
                     f"(chain, draw) plus one dim over the columns {labels}")
 
 
-def _stack(columns: dict, names: list[str], dim: str, what: str) -> xr.DataArray:
+def _stack(columns: dict, terms: list[str], dim: str, what: str) -> xr.DataArray:
     """Our term order along ``dim``; the term sets must agree."""
-    if set(columns) != set(names):
-        raise SpecError(f"{what}: bambi has terms {sorted(columns)}, our model has {sorted(names)}")
-    stacked = xr.concat([columns[n] for n in names], dim=dim).assign_coords({dim: list(names)})
+    if set(columns) != set(terms):
+        raise SpecError(f"{what}: bambi has terms {sorted(columns)}, our model has {sorted(terms)}")
+    stacked = xr.concat([columns[n] for n in terms], dim=dim).assign_coords({dim: list(terms)})
     return stacked.transpose(*SAMPLE_DIMS, ..., dim)
 
 
-def _fixed_draws(posterior: xr.Dataset, component, names: list[str]) -> xr.DataArray:
+def _fixed_draws(posterior: xr.Dataset, component, terms: list[str]) -> xr.DataArray:
     """Our ``beta`` (chain, draw, fixed_term) from bambi's one variable per term."""
     from bambi.utils import get_aliased_name
 
@@ -181,7 +181,7 @@ def _fixed_draws(posterior: xr.Dataset, component, names: list[str]) -> xr.DataA
     for term in component.common_terms.values():
         name = get_aliased_name(term)
         columns.update(_by_label(_variable(posterior, name, "a fixed effect"), term.term.labels))
-    return _stack(columns, names, "fixed_term", "fixed effects")
+    return _stack(columns, terms, names.FIXED_DIM, "fixed effects")
 
 
 def _in_our_level_order(draws: xr.DataArray, g) -> xr.DataArray:
@@ -212,9 +212,9 @@ def _group_draws(posterior: xr.Dataset, component, g) -> dict[str, xr.DataArray]
         effects.update(_by_label(effect, labels, keep=(g.name,)))
         sd_name = f"{name}_{term.hyperprior_alias.get('sigma', 'sigma')}"
         sds.update(_by_label(_variable(posterior, sd_name, f"SD of {name!r}"), labels))
-    term_dim = f"{g.name}_term"
-    return {f"{g.name}_sd": _stack(sds, g.term_names, term_dim, f"SDs of {g.name!r}"),
-            f"{g.name}_effect": _stack(effects, g.term_names, term_dim, f"effects of {g.name!r}"
+    term_dim = names.term_dim(g.name)
+    return {names.sd(g.name): _stack(sds, g.term_names, term_dim, f"SDs of {g.name!r}"),
+            names.effect(g.name): _stack(effects, g.term_names, term_dim, f"effects of {g.name!r}"
                                        ).transpose(*SAMPLE_DIMS, g.name, term_dim)}
 
 
@@ -287,7 +287,7 @@ def from_bambi(bmb_model, idata: DataTree) -> Fit:
     _check_observed(idata, model)
     draws = {}
     if model.design.fixed_names:
-        draws["beta"] = _fixed_draws(posterior, component, model.design.fixed_names)
+        draws[names.FIXED] = _fixed_draws(posterior, component, model.design.fixed_names)
     for g in model.design.groups:
         draws.update(_group_draws(posterior, component, g))
     draws.update(_residual_sd(bmb_model, posterior))
@@ -295,4 +295,4 @@ def from_bambi(bmb_model, idata: DataTree) -> Fit:
     tree = DataTree.from_dict({"posterior": ours, "sample_stats": stats})
     tree["observed_data"] = model._observed_data()
     tree["log_likelihood"] = log_likelihood_group(ours, model.design)
-    return Fit(model, tree, sampler="bambi")
+    return Fit(model, tree, settings={"sampler": "bambi"})

@@ -1,7 +1,8 @@
 """Command line: ``hierarchical run models/X.toml`` and ``hierarchical demo``.
 
 Both fit a declarative model file (``model_file.py``), print what an analyst reads first and
-write a folder with the HTML report, the saved fit, the figures and the tables.
+write a folder with the HTML report, the saved fit, the figures and the tables. The package's
+modules are imported inside each command, so ``--help`` answers without loading PyMC.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import sys
 import time
 from importlib import resources
 from pathlib import Path
+
+from .exceptions import HierarchicalError
 
 DEMO_FILE = "demo.toml"
 EPILOG = """\
@@ -142,8 +145,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .exceptions import HierarchicalError
-
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

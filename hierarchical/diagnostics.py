@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 
+import arviz_stats
 import numpy as np
 import pandas as pd
 
@@ -61,17 +62,11 @@ def _named(labels) -> str:
     return ", ".join(labels[:MAX_NAMED]) + (f" and {more} more" if more > 0 else "")
 
 
-def e_bfmi(energy: np.ndarray) -> np.ndarray:
-    """E-BFMI per chain: mean squared energy change over the energy variance (Betancourt 2016)."""
-    energy = np.atleast_2d(energy)
-    return np.square(np.diff(energy, axis=1)).mean(axis=1) / energy.var(axis=1)
-
-
 def check(table: pd.DataFrame, sample_stats, groups: list[str]) -> Diagnostics:
     """Judge a fit from its parameter summary table and its sample_stats group."""
     diverging = sample_stats["diverging"].values
     divergences, n_draws = int(diverging.sum()), int(diverging.size)
-    bfmi = e_bfmi(sample_stats["energy"].values)
+    bfmi = np.atleast_1d(np.asarray(arviz_stats.bfmi(sample_stats["energy"])))
     problems = []
     bad_rhat = table.index[table["r_hat"] > R_HAT_MAX]
     if len(bad_rhat):

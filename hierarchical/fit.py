@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from functools import cached_property
 
+import arviz as az
 import pandas as pd
 import xarray as xr
 from xarray import DataTree
 
 from . import diagnostics as diag
-from .graph import pair_labels
+from . import names, persist, shrinkage
+from . import predict as prediction
 from .summary import DEFAULT_PROB, summarize
 
 
@@ -18,19 +20,23 @@ def _parameter_label(group: str, name: str) -> str:
     if group == "residual":
         return name
     if name.startswith("corr("):
-        return f"{group}_corr[{name[5:-1]}]"
-    return f"{group}_sd[{name}]"
+        return names.corr_entry(group, *name[5:-1].split(", "))
+    return names.sd_entry(group, name)
 
 
 class Fit:
     """A fitted model. ``idata`` is the arviz DataTree (posterior, sample_stats,
     observed_data, log_likelihood); the methods return tidy pandas tables."""
 
-    def __init__(self, model, idata: DataTree, *, sampler: str, seconds: float | None = None):
+    def __init__(self, model, idata: DataTree, *, settings: dict, seconds: float | None = None):
         self.model = model
         self.idata = idata
-        self.sampler = sampler
+        self.settings = dict(settings)
         self.seconds = seconds
+
+    @property
+    def sampler(self) -> str:
+        return self.settings["sampler"]
 
     @property
     def spec(self):
@@ -49,7 +55,7 @@ class Fit:
     def fixed_effects(self, prob: float = DEFAULT_PROB) -> pd.DataFrame:
         """One row per fixed-effect term (``Intercept``, ``Days``, ``trt[progabide]``, ...)."""
         index = pd.Index(self.model.design.fixed_names, name="term")
-        draws = self.posterior["beta"] if len(index) else None
+        draws = self.posterior[names.FIXED] if len(index) else None
         return summarize(draws, index, prob)
 
     def variance_components(self, prob: float = DEFAULT_PROB) -> pd.DataFrame:
@@ -63,14 +69,14 @@ class Fit:
             if not g.term.pooled:
                 continue
             index = pd.MultiIndex.from_product([[g.name], g.term_names], names=["group", "name"])
-            parts.append(summarize(post[f"{g.name}_sd"], index, prob))
-            if f"{g.name}_corr" in post:
-                index = pd.MultiIndex.from_product([[g.name], pair_labels(g.term_names)],
+            parts.append(summarize(post[names.sd(g.name)], index, prob))
+            if names.corr(g.name) in post:
+                index = pd.MultiIndex.from_product([[g.name], names.pair_labels(g.term_names)],
                                                    names=["group", "name"])
-                parts.append(summarize(post[f"{g.name}_corr"], index, prob))
-        if "sigma" in post:
+                parts.append(summarize(post[names.corr(g.name)], index, prob))
+        if names.SIGMA in post:
             index = pd.MultiIndex.from_tuples([("residual", "sigma")], names=["group", "name"])
-            parts.append(summarize(post["sigma"].expand_dims("item", axis=-1), index, prob))
+            parts.append(summarize(post[names.SIGMA].expand_dims("item", axis=-1), index, prob))
         if not parts:
             return summarize(None, pd.MultiIndex.from_tuples([], names=["group", "name"]), prob)
         return pd.concat(parts)
@@ -79,22 +85,22 @@ class Fit:
         """Draws of one factor's effects, dims (chain, draw, <group>, <group>_term)."""
         if kind not in ("total", "deviation"):
             raise ValueError(f"kind must be 'total' or 'deviation', but got {kind!r}")
-        effect = self.posterior[f"{group}_effect"]
+        effect = self.posterior[names.effect(group)]
         if kind == "deviation":
             return effect
-        beta = self.posterior.get("beta")
-        terms = effect[f"{group}_term"].values
-        shared = [t for t in terms if beta is not None and t in beta["fixed_term"].values]
+        beta = self.posterior.get(names.FIXED)
+        terms = effect[names.term_dim(group)].values
+        shared = [t for t in terms if beta is not None and t in beta[names.FIXED_DIM].values]
         if not shared:
             return effect
-        fixed = beta.sel(fixed_term=shared).rename(fixed_term=f"{group}_term")
-        return effect + fixed.reindex({f"{group}_term": terms}, fill_value=0.0)
+        fixed = beta.sel({names.FIXED_DIM: shared}).rename({names.FIXED_DIM: names.term_dim(group)})
+        return effect + fixed.reindex({names.term_dim(group): terms}, fill_value=0.0)
 
     def group_effects(self, kind: str = "total", prob: float = DEFAULT_PROB) -> pd.DataFrame:
         """Index (group, level, term). ``kind="deviation"`` gives u_j, ``"total"`` beta + u_j."""
         parts = []
         for g in self.model.design.groups:
-            draws = self.group_draws(g.name, kind).transpose("chain", "draw", g.name, f"{g.name}_term")
+            draws = self.group_draws(g.name, kind).transpose("chain", "draw", g.name, names.term_dim(g.name))
             index = pd.MultiIndex.from_product([[g.name], g.levels, g.term_names],
                                                names=["group", "level", "term"])
             parts.append(summarize(draws, index, prob))
@@ -105,21 +111,15 @@ class Fit:
 
     def icc(self, prob: float = DEFAULT_PROB):
         """Posterior of the intraclass correlation per grouping factor (`shrinkage.ICC`)."""
-        from .shrinkage import icc
-
-        return icc(self, prob)
+        return shrinkage.icc(self, prob)
 
     def pooling_factors(self, prob: float = DEFAULT_PROB) -> pd.DataFrame:
         """Gelman & Pardoe (2006) pooling factor per (group, term), with an interval."""
-        from .shrinkage import pooling_factors
-
-        return pooling_factors(self, prob)
+        return shrinkage.pooling_factors(self, prob)
 
     def shrinkage(self) -> pd.DataFrame:
         """Model-based shrinkage toward the population per (group, level, term)."""
-        from .shrinkage import model_shrinkage
-
-        return model_shrinkage(self)
+        return shrinkage.model_shrinkage(self)
 
     def predict(self, newdata: pd.DataFrame | None = None, *, kind: str = "mean",
                 new_groups: str = "population", summary: bool = True,
@@ -131,21 +131,16 @@ class Fit:
         with ``summary=False``, a DataArray of draws (chain, draw, obs). The same
         ``random_seed`` gives the same draws.
         """
-        from .predict import predict
-
-        return predict(self, newdata, kind=kind, new_groups=new_groups, summary=summary,
+        return prediction.predict(self, newdata, kind=kind, new_groups=new_groups, summary=summary,
                        random_seed=random_seed, prob=prob)
 
     def save(self, path) -> None:
-        """Write the fit (draws, spec, priors, data, package versions) to one netCDF file."""
-        from .persist import save
-
-        save(self, path)
+        """Write the fit (draws, spec, options, settings, data, package versions) to one
+        compressed netCDF file; ``hier.load`` reads it back as it was."""
+        persist.save(self, path)
 
     def loo(self, **kwargs):
         """PSIS-LOO (arviz) from the stored pointwise log likelihood."""
-        import arviz as az
-
         return az.loo(self.idata, **kwargs)
 
     def _checked_table(self) -> pd.DataFrame:
@@ -160,7 +155,7 @@ class Fit:
         tables.append(vc)
         if not self.model.marginalized:
             effects = self.group_effects(kind="deviation")
-            effects.index = [f"{g}_effect[{lvl}, {t}]" for g, lvl, t in effects.index]
+            effects.index = [names.effect_entry(g, lvl, t) for g, lvl, t in effects.index]
             tables.append(effects)
         return pd.concat(tables)[["r_hat", "ess_bulk", "ess_tail"]]
 

@@ -1,18 +1,9 @@
 """`Design` + priors -> a `pm.Model` with named dims.
 
-Variables (``g`` is a grouping factor, e.g. ``county``):
-
-* ``beta`` (dim ``fixed_term``): fixed effects, coordinates are term names.
-* ``g_sd`` (dim ``g_term``): SD of each group-level term.
-* ``g_corr_chol`` / ``g_corr`` (dim ``g_pair``): LKJ correlation, correlated terms only.
-* ``g_z``: standard-normal raw effects (non-centred only).
-* ``g_effect`` (dims ``g``, ``g_term``): the group deviations u_j.
-* ``g_total``: beta + u_j, the free variable of a centred factor that absorbs the fixed
-  terms it shares (hierarchical centring; see ``_group_effects``).
-* an unpooled factor (``pooling="none"``) has only ``g_effect``: each level's own
-  coefficients with independent priors, no SD and no correlation.
-* ``sigma``: Gaussian residual SD.
-* the likelihood, named after the response column (dim ``obs``).
+The variables and dims are named in ``names.py`` (``beta``, ``<g>_sd``, ``<g>_effect``, ...).
+A centred factor that absorbs the fixed terms it shares samples ``<g>_total`` = beta + u_j
+(hierarchical centring; see ``_group_effects``); an unpooled factor (``pooling="none"``) has
+only ``<g>_effect``: each level's own coefficients with independent priors.
 """
 
 from __future__ import annotations
@@ -20,7 +11,6 @@ from __future__ import annotations
 from contextlib import contextmanager
 from contextvars import ContextVar
 import hashlib
-from itertools import combinations
 
 import numpy as np
 import pymc as pm
@@ -28,6 +18,7 @@ import pytensor.tensor as pt
 from pytensor.graph.basic import Constant
 from pytensor.graph.traversal import graph_inputs
 
+from . import names
 from .design import Design, GroupDesign
 from .priors import PriorEntry
 from .spec import Prior
@@ -54,7 +45,7 @@ def prior_parameter(variable: str, parameter: str, value):
     """A prior parameter: a float array, or shared data inside ``priors_as_data()``."""
     value = np.asarray(value, dtype=float)   # integer tensors break logps
     if _PRIORS_AS_DATA.get():
-        return pm.Data(f"prior:{variable}:{parameter}", value)
+        return pm.Data(names.prior_data(variable, parameter), value)
     return value
 
 
@@ -77,14 +68,6 @@ def _vector_prior(name: str, priors: list[Prior], labels: list[str], dims,
     return pm.Deterministic(name, pt.stack(parts, axis=-1), dims=dims)
 
 
-def pairs(term_names: list[str]) -> list[tuple[int, int]]:
-    return list(combinations(range(len(term_names)), 2))
-
-
-def pair_labels(term_names: list[str]) -> list[str]:
-    return [f"corr({term_names[i]}, {term_names[j]})" for i, j in pairs(term_names)]
-
-
 def _matmul_transposed(a, b):
     """a @ b.T as broadcast-and-sum: numba's BLAS dot takes tens of seconds to compile cold
     (radon slopes: 47 s -> 12 s for the whole model), and these matrices are tiny."""
@@ -94,23 +77,23 @@ def _matmul_transposed(a, b):
 def covariance_factor(g: GroupDesign, entries: dict[str, PriorEntry]):
     """Priors on a factor's SDs and (if correlated) LKJ Cholesky factor: (sd, chol or None)."""
     name, k = g.name, len(g.term_names)
-    sd = _vector_prior(f"{name}_sd", [entries[f"{name}_sd[{t}]"].prior for t in g.term_names],
-                       g.term_names, dims=f"{name}_term")
+    sd = _vector_prior(names.sd(name), [entries[names.sd_entry(name, t)].prior for t in g.term_names],
+                       g.term_names, dims=names.term_dim(name))
     if not (g.term.correlated and k > 1):
         return sd, None
-    eta = prior_parameter(f"{name}_corr_chol", "eta", entries[f"{name}_corr"].prior.params["eta"])
-    chol = pm.LKJCorr(f"{name}_corr_chol", n=k, eta=eta)
-    rows, cols = zip(*pairs(g.term_names))
+    eta = prior_parameter(names.corr_chol(name), "eta", entries[names.corr(name)].prior.params["eta"])
+    chol = pm.LKJCorr(names.corr_chol(name), n=k, eta=eta)
+    rows, cols = zip(*names.pairs(g.term_names))
     corr = _matmul_transposed(chol, chol)
-    pm.Deterministic(f"{name}_corr", corr[list(rows), list(cols)], dims=f"{name}_pair")
+    pm.Deterministic(names.corr(name), corr[list(rows), list(cols)], dims=names.pair_dim(name))
     return sd, chol
 
 
 def _unpooled_effects(g: GroupDesign, entries: dict[str, PriorEntry]):
     """Each level's own coefficients, independent a priori (no group distribution)."""
-    priors = [entries[f"{g.name}_coef[{t}]"].prior for t in g.term_names]
-    return _vector_prior(f"{g.name}_effect", priors, g.term_names,
-                         dims=(g.name, f"{g.name}_term"), element_dims=g.name)
+    priors = [entries[names.coef_entry(g.name, t)].prior for t in g.term_names]
+    return _vector_prior(names.effect(g.name), priors, g.term_names,
+                         dims=(g.name, names.term_dim(g.name)), element_dims=g.name)
 
 
 def _group_effects(g: GroupDesign, entries: dict[str, PriorEntry], mean=None):
@@ -125,23 +108,23 @@ def _group_effects(g: GroupDesign, entries: dict[str, PriorEntry], mean=None):
         effect = _unpooled_effects(g, entries)
         return effect, effect
     name, k = g.name, len(g.term_names)
-    dims = (name, f"{name}_term")
+    dims = (name, names.term_dim(name))
     sd, chol = covariance_factor(g, entries)
     if not g.term.centered:
-        z = pm.Normal(f"{name}_z", 0.0, 1.0, dims=dims)
+        z = pm.Normal(names.z(name), 0.0, 1.0, dims=dims)
         raw = z if chol is None else _matmul_transposed(z, chol)
-        u = pm.Deterministic(f"{name}_effect", raw * sd, dims=dims)
+        u = pm.Deterministic(names.effect(name), raw * sd, dims=dims)
         return u, u
     location = np.zeros(k) if mean is None else mean
     if chol is None:
-        theta = pm.Normal(f"{name}_total" if mean is not None else f"{name}_effect",
+        theta = pm.Normal(names.total(name) if mean is not None else names.effect(name),
                           location, sd, dims=dims)
     else:
-        theta = pm.MvNormal(f"{name}_total" if mean is not None else f"{name}_effect",
+        theta = pm.MvNormal(names.total(name) if mean is not None else names.effect(name),
                             mu=location, chol=sd[:, None] * chol, dims=dims)
     if mean is None:
         return theta, theta
-    return theta, pm.Deterministic(f"{name}_effect", theta - mean, dims=dims)
+    return theta, pm.Deterministic(names.effect(name), theta - mean, dims=dims)
 
 
 def _group_contribution(g: GroupDesign, effect):
@@ -165,12 +148,13 @@ def absorbing_group(design: Design) -> GroupDesign | None:
 
 
 def coords(design: Design) -> dict[str, list]:
-    out: dict[str, list] = {"fixed_term": list(design.fixed_names), "obs": list(range(design.n))}
+    out: dict[str, list] = {names.FIXED_DIM: list(design.fixed_names),
+                            names.OBS_DIM: list(range(design.n))}
     for g in design.groups:
         out[g.name] = list(g.levels)
-        out[f"{g.name}_term"] = list(g.term_names)
+        out[names.term_dim(g.name)] = list(g.term_names)
         if g.term.pooled and g.term.correlated and len(g.term_names) > 1:
-            out[f"{g.name}_pair"] = pair_labels(g.term_names)
+            out[names.pair_dim(g.name)] = names.pair_labels(g.term_names)
     return out
 
 
@@ -199,26 +183,15 @@ def linear_predictor(design: Design, entries: dict[str, PriorEntry]):
     return eta
 
 
-RESERVED = {"beta", "sigma", "obs", "fixed_term"}
-
-
-def observed_name(design: Design) -> str:
-    """The likelihood is named after the response unless that clashes with a model name."""
-    taken = RESERVED | {g.name for g in design.groups}
-    taken |= {f"{g.name}_{suffix}" for g in design.groups
-              for suffix in ("sd", "z", "effect", "total", "corr", "corr_chol", "term", "pair")}
-    name = design.spec.response
-    return f"{name}_obs" if name in taken else name
-
-
 def likelihood(design: Design, eta, entries: dict[str, PriorEntry]):
-    spec, name = design.spec, observed_name(design)
+    spec, name = design.spec, names.observed_name(design)
     # The response is data, not a graph constant: `Model.with_data` refits a new response
     # (simulation-based calibration, bootstrap) with the compiled sampler.
-    obs = dict(observed=pm.Data(f"observed:{name}", design.y, dims="obs"), dims="obs")
+    obs = dict(observed=pm.Data(names.observed_data(name), design.y, dims=names.OBS_DIM),
+               dims=names.OBS_DIM)
     if spec.family == "gaussian":
-        prior = entries["sigma"].prior
-        sigma = prior_variable("sigma", prior.dist, prior.params)
+        prior = entries[names.SIGMA].prior
+        sigma = prior_variable(names.SIGMA, prior.dist, prior.params)
         return pm.Normal(name, mu=eta, sigma=sigma, **obs)
     if spec.family == "meta":
         return pm.Normal(name, mu=eta, sigma=design.se, **obs)
@@ -230,30 +203,8 @@ def likelihood(design: Design, eta, entries: dict[str, PriorEntry]):
 
 
 def fixed_effects_prior(design: Design, entries: dict[str, PriorEntry]):
-    return _vector_prior("beta", [entries[t].prior for t in design.fixed_names],
-                         design.fixed_names, dims="fixed_term")
-
-
-def build_marginal_model(design: Design, entries: list[PriorEntry], stats) -> pm.Model:
-    """The Gaussian model with its one factor's effects integrated out (see marginal.py).
-
-    Free variables: beta, <g>_sd, <g>_corr_chol (if correlated), sigma; the likelihood is a
-    Potential named after the response. The effects are drawn after sampling.
-    """
-    from .marginal import as_model_data, marginal_loglik
-
-    by_label = {e.label: e for e in entries}
-    g = design.groups[0]
-    model_coords = {k: v for k, v in coords(design).items() if k != "obs"}
-    with pm.Model(coords=model_coords) as model:
-        beta = fixed_effects_prior(design, by_label)
-        sd, chol = covariance_factor(g, by_label)
-        L = pt.diag(sd) if chol is None else sd[:, None] * chol
-        prior = by_label["sigma"].prior
-        sigma = prior_variable("sigma", prior.dist, prior.params)
-        loglik = marginal_loglik(as_model_data(stats), beta, L, sigma, len(g.term_names))
-        pm.Potential(f"{observed_name(design)}_marginal", loglik)
-    return model
+    return _vector_prior(names.FIXED, [entries[t].prior for t in design.fixed_names],
+                         design.fixed_names, dims=names.FIXED_DIM)
 
 
 def constants_fingerprint(model: pm.Model) -> str:

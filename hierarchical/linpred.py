@@ -6,9 +6,9 @@ import numpy as np
 import xarray as xr
 from xarray import DataTree
 
-from . import families
+from . import families, names
 from .design import Design
-from .graph import observed_name
+from .names import observed_name
 
 
 def eta_draws(posterior: xr.Dataset, X: np.ndarray, groups: list[tuple[str, np.ndarray, np.ndarray]],
@@ -21,13 +21,13 @@ def eta_draws(posterior: xr.Dataset, X: np.ndarray, groups: list[tuple[str, np.n
     """
     effects = effects or {}
     if X.shape[1]:
-        eta = posterior["beta"].values @ X.T           # BLAS; einsum was 10x slower here
+        eta = posterior[names.FIXED].values @ X.T           # BLAS; einsum was 10x slower here
     else:
         eta = np.zeros((posterior.sizes["chain"], posterior.sizes["draw"], X.shape[0]))
     for name, codes, Z in groups:
         u = effects.get(name)
         if u is None:
-            u = posterior[f"{name}_effect"].transpose("chain", "draw", name, f"{name}_term").values
+            u = posterior[names.effect(name)].transpose("chain", "draw", name, names.term_dim(name)).values
         for term in range(Z.shape[1]):  # one gathered (chain, draw, rows) slice at a time
             eta += u[:, :, codes, term] * Z[:, term]
     if offset is not None:
@@ -42,7 +42,7 @@ def in_sample_eta(posterior: xr.Dataset, design: Design) -> np.ndarray:
 
 def sigma_draws(posterior: xr.Dataset) -> np.ndarray | None:
     """Gaussian residual SD per draw, shaped (chain, draw, 1) to broadcast over rows."""
-    return posterior["sigma"].values[..., None] if "sigma" in posterior else None
+    return posterior[names.SIGMA].values[..., None] if names.SIGMA in posterior else None
 
 
 LOGLIK_BLOCK = 1 << 18  # values per block of draws (2 MB of float64)
@@ -71,7 +71,7 @@ def log_likelihood_group(posterior: xr.Dataset, design: Design) -> DataTree:
 
 def group_cholesky(posterior: xr.Dataset, name: str, k: int) -> np.ndarray:
     """Cholesky factor of each draw's group covariance, diag(sd) L: (chain, draw, k, k)."""
-    sd = posterior[f"{name}_sd"].transpose("chain", "draw", f"{name}_term").values
-    if f"{name}_corr_chol" in posterior:
-        return sd[..., :, None] * posterior[f"{name}_corr_chol"].values
+    sd = posterior[names.sd(name)].transpose("chain", "draw", names.term_dim(name)).values
+    if names.corr_chol(name) in posterior:
+        return sd[..., :, None] * posterior[names.corr_chol(name)].values
     return sd[..., :, None] * np.eye(k)

@@ -19,9 +19,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
 
+from . import names
 from .design import Design
+from .graph import coords, covariance_factor, fixed_effects_prior, prior_variable
 from .linpred import group_cholesky
+from .priors import PriorEntry
 
 
 @dataclass
@@ -63,8 +68,6 @@ def as_model_data(stats: SufficientStats) -> SufficientStats:
     compile cost no longer grows with the number of groups (radon, 386 counties: 13 s ->
     see benchmarks) and the numba cache serves every data set with the same structure.
     """
-    import pymc as pm
-
     def data(name: str):
         value = np.asarray(getattr(stats, name), dtype=float)
         static = (None, *value.shape[1:]) if name.startswith("Zt") else value.shape  # J free
@@ -82,8 +85,6 @@ def marginal_loglik(stats: SufficientStats, beta, L, sigma, k: int):
     numba compile for 5-10 s; these vector expressions compile in about one. No dot /
     matmul either: numba's BLAS-backed dot takes tens of seconds to compile cold.
     """
-    import pytensor.tensor as pt
-
     sigma2 = sigma ** 2
     rss = (stats.yty - 2 * (beta * stats.Xty).sum()
            + (stats.XtX * beta[:, None] * beta[None, :]).sum())
@@ -101,8 +102,6 @@ def marginal_loglik(stats: SufficientStats, beta, L, sigma, k: int):
 def _logdet_and_quadratic(M, w, k: int):
     """sum_j log det M_j and sum_j w_j^T M_j^-1 w_j from the entries of M and w; closed
     forms for k <= 2 (intercepts, intercept + slope), batched Cholesky beyond."""
-    import pytensor.tensor as pt
-
     if k == 1:
         return pt.log(M[0][0]).sum(), (w[0] ** 2 / M[0][0]).sum()
     if k == 2:
@@ -116,13 +115,34 @@ def _logdet_and_quadratic(M, w, k: int):
     return 2 * pt.log(pt.diagonal(C, axis1=1, axis2=2)).sum(), (v ** 2).sum()
 
 
+def build_marginal_model(design: Design, entries: list[PriorEntry], stats) -> pm.Model:
+    """The Gaussian model with its one factor's effects integrated out.
+
+    Free variables: beta, <g>_sd, <g>_corr_chol (if correlated), sigma; the likelihood is a
+    Potential named after the response. The effects are drawn after sampling.
+    """
+    by_label = {e.label: e for e in entries}
+    g = design.groups[0]
+    model_coords = {k: v for k, v in coords(design).items() if k != names.OBS_DIM}
+    with pm.Model(coords=model_coords) as model:
+        beta = fixed_effects_prior(design, by_label)
+        sd, chol = covariance_factor(g, by_label)
+        L = pt.diag(sd) if chol is None else sd[:, None] * chol
+        prior = by_label[names.SIGMA].prior
+        sigma = prior_variable(names.SIGMA, prior.dist, prior.params)
+        loglik = marginal_loglik(as_model_data(stats), beta, L, sigma, len(g.term_names))
+        pm.Potential(f"{names.observed_name(design)}_marginal", loglik)
+    return model
+
+
+
 def draw_effects(posterior, design: Design, stats: SufficientStats,
                  rng: np.random.Generator) -> np.ndarray:
     """Exact draws of u_j given each posterior draw: array (chain, draw, J, k)."""
     g = design.groups[0]
     name, k = g.name, len(g.term_names)
-    beta = posterior["beta"].values                                          # (c, d, p)
-    sigma2 = posterior["sigma"].values[..., None, None, None] ** 2           # (c, d, 1, 1, 1)
+    beta = posterior[names.FIXED].values                                          # (c, d, p)
+    sigma2 = posterior[names.SIGMA].values[..., None, None, None] ** 2           # (c, d, 1, 1, 1)
     L = group_cholesky(posterior, name, k)[:, :, None]                      # (c, d, 1, k, k)
     Lt = np.swapaxes(L, -1, -2)
     # Batched matmul throughout: einsum without BLAS was most of this function's time.

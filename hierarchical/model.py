@@ -15,13 +15,17 @@ import pymc as pm
 import xarray as xr
 from xarray import DataTree
 
-from . import graph, marginal, nutpie_callback, parameterisation, sampling
+from . import graph, marginal, names, parameterisation, persist, sampling
 from .aggregate import aggregate
 from .design import build_design
+from .diagnostics import warn_if_failed
 from .exceptions import SpecError
+from .fit import Fit
 from .formula import from_formula
-from .graph import build_marginal_model, build_pymc_model, observed_name
+from .graph import build_pymc_model
 from .linpred import log_likelihood_group
+from .marginal import build_marginal_model
+from .nutpie_sampler import NutpieSampler, Route
 from .prior_predictive import PriorPredictive
 from .priors import priors_table, resolve_priors
 from .spec import ModelSpec, Prior
@@ -90,11 +94,11 @@ class Model:
         self.aggregate_rows = aggregate_rows
         self.sampled_design = aggregate(self.design) if aggregate_rows else self.design
         self.priors_as_data = priors_as_data
+        self.dropna = dropna
         if self.marginalized:
             self._stats = marginal.sufficient_stats(self.design)
         self.pymc_model = self._build_graph()
-        self._nutpie_compiled = None
-        self.nutpie_route: nutpie_callback.Route | None = None
+        self.nutpie = NutpieSampler(self.pymc_model)
         self._full_model = None
 
     def _build_graph(self) -> pm.Model:
@@ -103,13 +107,21 @@ class Model:
                 return build_marginal_model(self.design, self.prior_entries, self._stats)
             return build_pymc_model(self.sampled_design, self.prior_entries)
 
+    @property
+    def options(self) -> dict:
+        """The constructor options as resolved (``marginalize="auto"`` as what it chose)."""
+        return {"marginalize": self.marginalized, "aggregate_rows": self.aggregate_rows,
+                "priors_as_data": self.priors_as_data, "dropna": self.dropna}
+
+    @property
+    def resolved_spec(self) -> ModelSpec:
+        """The spec with each factor's parameterisation pinned as chosen."""
+        return self.spec.with_centered({g.name: g.term.centered for g in self.design.groups})
+
     def construction(self) -> tuple[ModelSpec, pd.DataFrame, dict]:
         """(spec, data, options) that rebuild this model, parameterisation pinned: picklable,
-        for workers that rebuild it in another process."""
-        centred = {g.name: g.term.centered for g in self.design.groups}
-        options = {"marginalize": self.marginalized, "aggregate_rows": self.aggregate_rows,
-                   "priors_as_data": self.priors_as_data}
-        return self.spec.with_centered(centred), self.data, options
+        for workers that rebuild it in another process, and what a saved fit stores."""
+        return self.resolved_spec, self.data, self.options
 
     def with_priors(self, priors: dict[str, Prior]) -> "Model":
         """The same model and data with these prior overrides added (later keys win).
@@ -135,14 +147,8 @@ class Model:
 
     def _adopt_compiled(self, other: "Model") -> "Model":
         """Take ``other``'s compiled nutpie sampler when the graphs differ only in data."""
-        compiled = other._nutpie_compiled
-        if compiled is None or self.graph_structure() != other.graph_structure():
-            return self
-        names = (compiled._shared_data if hasattr(compiled, "_shared_data")
-                 else {v.name for v in compiled.shared_var_keys})
-        values = {v.name: v.get_value() for v in self.pymc_model.data_vars if v.name in names}
-        self._nutpie_compiled = compiled.with_data(**values)
-        self.nutpie_route = other.nutpie_route
+        if other.is_compiled and self.graph_structure() == other.graph_structure():
+            self.nutpie.adopt(other.nutpie)
         return self
 
     def graph_structure(self) -> tuple:
@@ -161,7 +167,12 @@ class Model:
     @property
     def is_compiled(self) -> bool:
         """Whether the nutpie sampler is compiled (a fit will not compile again)."""
-        return self._nutpie_compiled is not None
+        return self.nutpie.is_compiled
+
+    @property
+    def nutpie_route(self) -> Route | None:
+        """The nutpie route the compiled sampler took, and why (None before compiling)."""
+        return self.nutpie.route
 
     @property
     def priors(self) -> pd.DataFrame:
@@ -208,27 +219,10 @@ class Model:
 
         ``route`` is "callback" (PyTensor's cached numba function called from Python; chains
         run one after another), "cfunc" (nutpie's compiled wrapper; parallel chains) or None
-        to choose from the measured gradient cost and the run's size (``nutpie_callback``).
+        to choose from the graph's size and the run's (``nutpie_sampler``).
         ``nutpie_route`` then says which was taken and why.
         """
-        if route not in (None, "callback", "cfunc"):
-            raise SpecError(f"route must be 'callback', 'cfunc' or None, but got {route!r}")
-        if self._nutpie_compiled is not None and route in (None, self.nutpie_route.name):
-            return self._nutpie_compiled
-        if route == "cfunc":
-            self._nutpie_compiled = sampling.compile_nutpie(self.pymc_model)
-            self.nutpie_route = nutpie_callback.Route("cfunc", float("nan"), "set by the caller")
-            return self._nutpie_compiled
-        callback = nutpie_callback.compile_callback(self.pymc_model)
-        seconds = nutpie_callback.gradient_seconds(callback)
-        if route == "callback":
-            self.nutpie_route = nutpie_callback.Route("callback", seconds, "set by the caller")
-        else:
-            self.nutpie_route = nutpie_callback.choose_route(seconds, chains=chains,
-                                                             iterations=iterations, cores=cores)
-        self._nutpie_compiled = (callback if self.nutpie_route.name == "callback"
-                                 else sampling.compile_nutpie(self.pymc_model))
-        return self._nutpie_compiled
+        return self.nutpie.compile(route, chains=chains, iterations=iterations, cores=cores)
 
     def _with_drawn_effects(self, idata: DataTree, random_seed: int | None) -> DataTree:
         """Add exact conditional draws of the marginalised effects."""
@@ -236,21 +230,22 @@ class Model:
         posterior = idata.posterior.to_dataset()
         rng = np.random.default_rng(None if random_seed is None else [int(random_seed), 1])
         u = marginal.draw_effects(posterior, self.design, self._stats, rng)
-        effect = xr.DataArray(u, dims=("chain", "draw", g.name, f"{g.name}_term"),
-                              coords={g.name: g.levels, f"{g.name}_term": g.term_names})
-        idata["posterior"] = DataTree(posterior.assign({f"{g.name}_effect": effect}),
+        effect = xr.DataArray(u, dims=("chain", "draw", g.name, names.term_dim(g.name)),
+                              coords={g.name: g.levels, names.term_dim(g.name): g.term_names})
+        idata["posterior"] = DataTree(posterior.assign({names.effect(g.name): effect}),
                                       name="posterior")
         return idata
 
     def _observed_data(self) -> DataTree:
         """The observed rows as the user gave them (the sampled graph may have fewer)."""
-        observed = xr.Dataset({observed_name(self.design): ("obs", self.design.y)},
-                              coords={"obs": np.arange(self.design.n)})
+        observed = xr.Dataset({names.observed_name(self.design): (names.OBS_DIM, self.design.y)},
+                              coords={names.OBS_DIM: np.arange(self.design.n)})
         return DataTree(observed, name="observed_data")
 
     def fit(self, draws: int = 1000, tune: int = 1000, chains: int = 4, *,
             sampler: str = "nutpie", cores: int | None = None, random_seed: int | None = None,
-            progressbar: bool = True, target_accept: float = 0.95, warn: bool = True):
+            progressbar: bool = True, target_accept: float = 0.95, warn: bool = True,
+            route: str | None = None):
         """Sample the posterior with NUTS and return a `Fit`.
 
         ``target_accept`` defaults to 0.95 (as rstanarm does for hierarchical models) rather
@@ -259,10 +254,10 @@ class Model:
         at 0.8, none at 0.9; eight schools: 2-3 of 10 seeds at 0.9, none at 0.95).
 
         Warns (`ConvergenceWarning`) when r_hat > 1.01, bulk ESS < 400, any divergence or
-        E-BFMI < 0.3; ``fit.diagnostics()`` gives the details.
+        E-BFMI < 0.3; ``fit.diagnostics()`` gives the details. ``route`` pins nutpie's compile
+        route ("callback" or "cfunc"; see ``compiled_nutpie``); ``fit.settings`` records the
+        one taken with every other sampling setting.
         """
-        from .fit import Fit
-
         sampling.check_sampler(sampler)
         for name, value in {"draws": draws, "tune": tune, "chains": chains}.items():
             if not isinstance(value, int) or value < (0 if name == "tune" else 1):
@@ -272,21 +267,27 @@ class Model:
                        target_accept=target_accept)
         start = time.perf_counter()
         if sampler == "nutpie":
-            compiled = self.compiled_nutpie(chains=chains, iterations=draws + tune, cores=cores)
-            if self.nutpie_route.name == "callback":
-                options["cores"] = 1  # callbacks hold the GIL: parallel chains only contend
-            idata = sampling.sample_nutpie(self.pymc_model, compiled,
-                                           adaptation=sampling.nutpie_adaptation(compiled.n_dim),
-                                           **options)
+            self.nutpie.compile(route, chains=chains, iterations=draws + tune, cores=cores)
+            idata = self.nutpie.sample(**options)
         else:
             idata = sampling.sample_pymc(self.pymc_model, sampler=sampler, **options)
         if self.marginalized:
             idata = self._with_drawn_effects(idata, random_seed)
         idata["observed_data"] = self._observed_data()
         idata["log_likelihood"] = log_likelihood_group(idata.posterior.to_dataset(), self.design)
-        fit = Fit(self, idata, sampler=sampler, seconds=time.perf_counter() - start)
+        settings = {"sampler": sampler, "draws": draws, "tune": tune, "chains": chains,
+                    "random_seed": random_seed, "target_accept": target_accept,
+                    "route": self.nutpie_route.name if sampler == "nutpie" else None}
+        fit = Fit(self, idata, settings=settings, seconds=time.perf_counter() - start)
         if warn:
-            from .diagnostics import warn_if_failed
-
             warn_if_failed(fit.diagnostics())
         return fit
+
+
+def load(path) -> Fit:
+    """Read a fit written by `Fit.save`: the same draws, on the same model (spec,
+    parameterisation, priors and every option), with the same sampling settings."""
+    idata, data, meta = persist.read(path)
+    model = Model(ModelSpec.from_dict(meta["spec"]), data, **meta["options"])
+    idata[persist.LOG_LIKELIHOOD] = log_likelihood_group(idata.posterior.to_dataset(), model.design)
+    return Fit(model, idata, settings=meta["settings"])

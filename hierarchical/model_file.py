@@ -47,6 +47,7 @@ import pandas as pd
 
 from . import datasets, templates
 from .exceptions import ModelFileError
+from .formula import from_formula
 from .spec import FAMILIES, ModelSpec, Prior
 
 TEMPLATES = {name: getattr(templates, name) for name in
@@ -114,8 +115,6 @@ class ModelFile:
 
     def spec(self) -> ModelSpec:
         """The ModelSpec this file describes; errors from the template name the file."""
-        from .formula import from_formula
-
         args = dict(self.model)
         try:
             if "formula" in args:

@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from . import names, sensitivity
+from .calibration import RANK_DRAWS, bin_counts, uniformity_p
 from .exceptions import SpecError
 from .summary import DEFAULT_PROB, interval_columns
 
@@ -194,12 +196,12 @@ def _variance_draws(fit) -> list[tuple[str, np.ndarray, object]]:
     for g in fit.model.design.groups:
         if not g.term.pooled:
             continue
-        sd = post[f"{g.name}_sd"]
+        sd = post[names.sd(g.name)]
         for t in g.term_names:
-            label = f"{g.name}_sd[{t}]"
-            out.append((label, sd.sel({f"{g.name}_term": t}).values.ravel(), entries.get(label)))
-    if "sigma" in post:
-        out.append(("sigma", post["sigma"].values.ravel(), entries.get("sigma")))
+            label = names.sd_entry(g.name, t)
+            out.append((label, sd.sel({names.term_dim(g.name): t}).values.ravel(), entries.get(label)))
+    if names.SIGMA in post:
+        out.append(("sigma", post[names.SIGMA].values.ravel(), entries.get("sigma")))
     return out
 
 
@@ -302,8 +304,6 @@ def power_scale(fit, targets: list[str] | None = None, alphas=(0.8, 1.25), table
     """How each quantity's posterior moves when the prior (left) or the likelihood (right)
     is power-scaled by ``alphas``: importance-reweighted densities, no refitting. Pass the
     ``sensitivity.power_scale`` table as ``table`` to print each CJS distance in its panel."""
-    from . import sensitivity
-
     quantities = sensitivity.quantity_draws(fit, targets)
     weights = sensitivity.scaling_weights(fit, alphas)
     labels = list(quantities.data_vars)
@@ -366,8 +366,6 @@ def prior_predictive(check, fit=None):
 def rank_histograms(ranks: pd.DataFrame, case: str, bins: int = 20):
     """Simulation-based calibration ranks of one case (``calibration.run``): one histogram
     per parameter, with the band where 99 % of bins fall when the ranks are uniform."""
-    from .calibration import RANK_DRAWS, bin_counts, uniformity_p
-
     rank_draws = ranks.attrs.get("rank_draws", RANK_DRAWS)
     table = ranks[ranks["case"] == case]
     if table.empty:

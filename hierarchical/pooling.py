@@ -23,9 +23,11 @@ import arviz as az
 import formulae
 import numpy as np
 import pandas as pd
-from scipy.special import logsumexp
+from arviz_stats import loo_expectations
+from xarray import DataTree
 
-from . import shrinkage
+from . import names, shrinkage
+from .bambi_interop import from_bambi
 from .design import constant_within
 from .exceptions import SpecError
 from .fit import Fit
@@ -47,7 +49,7 @@ def _fixed_without(fixed: str, removed: set[str]) -> str:
 
 
 def _group_keys(name: str) -> tuple[str, ...]:
-    return (f"{name}_sd", f"{name}_corr")
+    return (names.sd(name), names.corr(name))
 
 
 def complete_pooling_spec(spec: ModelSpec) -> ModelSpec:
@@ -66,9 +68,9 @@ def group_level_terms(model: Model, group: str) -> dict[str, list[str]]:
     g = next(g for g in model.design.groups if g.name == group)
     if "Intercept" not in g.term_names or model.design.fixed_matrix is None:
         return {}
-    X, names = model.design.X, model.design.fixed_names
+    X, terms = model.design.X, model.design.fixed_names
     constant = set()
-    for j, name in enumerate(names):
+    for j, name in enumerate(terms):
         if name != "Intercept" and constant_within(X[:, j], g.codes):
             constant.add(name)
     terms = {name: list(term.labels) for name, term in model.design.fixed_matrix.terms.items()
@@ -95,7 +97,7 @@ def no_pooling_spec(model: Model, group: str) -> ModelSpec:
     g = next(g for g in model.design.groups if g.name == group)
     for entry in model.prior_entries:
         if entry.kind == "fixed" and entry.label in g.term_names and entry.source.startswith("user"):
-            priors.append((f"{group}_coef[{entry.label}]", entry.prior))
+            priors.append((names.coef_entry(group, entry.label), entry.prior))
     fixed = _fixed_without(spec.fixed, removed)
     dropped = (set(g.term_names) | {c for labels in level_terms.values() for c in labels}
                | ({"fixed"} if fixed in ("0", "1") else set()))
@@ -157,16 +159,16 @@ def _level_coefficients(fit: Fit, g, level_values, total=None) -> np.ndarray:
     fixed part alone) plus, on the intercept, the level's group-level predictors x_j gamma,
     so that the three models estimate the same quantity per level."""
     post = fit.posterior
-    beta = post.get("beta")
+    beta = post.get(names.FIXED)
     draws = post.sizes["chain"] * post.sizes["draw"]
     if total is None:
         total = np.zeros((draws, len(g.levels), len(g.term_names)))
         for t, term in enumerate(g.term_names):
-            if beta is not None and term in beta["fixed_term"].values:
-                total[:, :, t] = beta.sel(fixed_term=term).values.reshape(-1, 1)
+            if beta is not None and term in beta[names.FIXED_DIM].values:
+                total[:, :, t] = beta.sel({names.FIXED_DIM: term}).values.reshape(-1, 1)
     columns, x = level_values
     if columns:
-        gamma = beta.sel(fixed_term=columns).values.reshape(draws, -1)             # (S, c)
+        gamma = beta.sel({names.FIXED_DIM: columns}).values.reshape(draws, -1)             # (S, c)
         total = total.copy()
         total[:, :, g.term_names.index("Intercept")] += gamma @ x.T
     return total
@@ -177,7 +179,7 @@ def _estimates_table(partial: Fit, complete: Fit, no_pool: dict[str, Fit]) -> pd
     for g in partial.model.design.groups:
         if not g.term.pooled:
             continue
-        order = ("chain", "draw", g.name, f"{g.name}_term")
+        order = ("chain", "draw", g.name, names.term_dim(g.name))
         level_values = _group_level_values(partial.model, g)
         p_draws = _level_coefficients(partial, g, level_values,
                                       _flat_draws(partial.group_draws(g.name).transpose(*order)))
@@ -200,11 +202,13 @@ def _estimates_table(partial: Fit, complete: Fit, no_pool: dict[str, Fit]) -> pd
 
 def loo_rmse(fit: Fit, loo) -> float:
     """Root-mean-square error of the PSIS-LOO predictive means E[y_i | y_-i]."""
-    mean = fit.predict(kind="mean", summary=False).transpose("chain", "draw", "obs").values
-    log_w = loo.log_weights.transpose("chain", "draw", ...).values.reshape(-1, mean.shape[-1])
-    weights = np.exp(log_w - logsumexp(log_w, axis=0))
-    loo_mean = (weights * mean.reshape(-1, mean.shape[-1])).sum(axis=0)
-    return float(np.sqrt(np.mean((fit.model.design.y - loo_mean) ** 2)))
+    mean = fit.predict(kind="mean", summary=False).rename("mean")
+    tree = DataTree.from_dict({"posterior": fit.idata.posterior.to_dataset(),
+                               "posterior_predictive": mean.to_dataset(),
+                               "log_likelihood": fit.idata.log_likelihood.to_dataset()})
+    loo_mean, _ = loo_expectations(tree, var_name="mean", log_weights=loo.log_weights,
+                                   pareto_k=loo.pareto_k)
+    return float(np.sqrt(np.mean((fit.model.design.y - loo_mean.values) ** 2)))
 
 
 def compare_fits(fits: dict[str, Fit]) -> pd.DataFrame:
@@ -225,8 +229,6 @@ def _as_fit_or_model(obj) -> tuple[Model, Fit | None]:
     if isinstance(obj, Fit):
         return obj.model, obj
     if isinstance(obj, tuple) and len(obj) == 2:
-        from .bambi_interop import from_bambi
-
         fit = from_bambi(*obj)
         return fit.model, fit
     raise SpecError(f"compare_pooling needs a hierarchical Model, a Fit or a fitted bambi model "
@@ -257,7 +259,16 @@ def compare_pooling(model, **fit_kwargs) -> PoolingComparison:
     for i, (name, spec) in enumerate(plan, start=steps - len(plan) + 1):
         _announce(verbose, i, steps, name, spec)
         fits[name] = Model(spec, model.data).fit(**fit_kwargs)
-    no_pool = {g: fits[no_pooling_name(model, g)] for g in pooled}
+    return from_fits(fits)
+
+
+def from_fits(fits: dict[str, Fit]) -> PoolingComparison:
+    """The comparison of fits already made: ``fits`` maps "partial pooling", "complete
+    pooling" and each pooled factor's no-pooling name (``no_pooling_name``) to its fit, as
+    `compare_pooling` makes them (saved fits, for instance)."""
+    partial = fits[PARTIAL]
+    pooled = [g.group for g in partial.spec.groups if g.pooled]
+    no_pool = {g: fits[no_pooling_name(partial.model, g)] for g in pooled}
     return PoolingComparison(table=_estimates_table(partial, fits[COMPLETE], no_pool),
                              pooling_factors=partial.pooling_factors(), icc=partial.icc(),
                              compare=compare_fits(fits), fits=fits)

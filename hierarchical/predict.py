@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import families
+from . import families, names
 from .design import (Design, GroupDesign, _check_columns, _handle_missing, _numeric_column,
                      log_offset, row_labels)
 from .exceptions import DataError, SpecError
@@ -60,7 +60,7 @@ def _new_effects(posterior: xr.Dataset, g: GroupDesign, n_new: int, new_groups: 
                  rng: np.random.Generator) -> np.ndarray:
     """Fitted effects (chain, draw, level, term) with effects for unseen levels appended."""
     name = g.name
-    fitted = posterior[f"{name}_effect"].transpose("chain", "draw", name, f"{name}_term").values
+    fitted = posterior[names.effect(name)].transpose("chain", "draw", name, names.term_dim(name)).values
     if n_new == 0:
         return fitted
     chains, draws, _, k = fitted.shape

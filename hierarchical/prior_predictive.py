@@ -17,7 +17,7 @@ import pandas as pd
 import xarray as xr
 from xarray import DataTree
 
-from .graph import observed_name
+from .names import observed_name
 from .shrinkage import ICC, icc_of_draws
 
 QUANTILES = (0.05, 0.5, 0.95)

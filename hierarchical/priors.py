@@ -23,12 +23,15 @@ of the same term). The most specific key wins.
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pymc as pm
 
+from . import names
 from .design import Design
 from .exceptions import PriorError
 from .spec import Prior
@@ -107,7 +110,7 @@ def _unpooled_priors(g, outcome: tuple, intercept_scale: float) -> list[PriorEnt
     entries = []
     for j, term in enumerate(g.term_names):
         prior, how = _coefficient_prior(term, g.Z[:, j], outcome, intercept_scale)
-        entries.append(PriorEntry(f"{g.name}_coef[{term}]", f"{g.name}_coef[{term}]", "coef",
+        entries.append(PriorEntry(names.coef_entry(g.name, term), names.coef_entry(g.name, term), "coef",
                                   prior, f"default (no pooling): {how}"))
     return entries
 
@@ -118,11 +121,11 @@ def _pooled_priors(g, s: float, s_src: str) -> list[PriorEntry]:
         sd_z = 1.0 if term == "Intercept" else _column_sd(g.Z[:, j])
         scale = s / sd_z
         how = f"{s_src}" if term == "Intercept" else f"{s_src} / sd({term})"
-        entries.append(PriorEntry(f"{g.name}_sd[{term}]", f"{g.name}_sd[{term}]", "sd",
+        entries.append(PriorEntry(names.sd_entry(g.name, term), names.sd_entry(g.name, term), "sd",
                                   Prior("HalfNormal", sigma=_r(scale)),
                                   f"default: {how} = {_r(scale)}"))
     if g.term.correlated and len(g.term_names) > 1:
-        entries.append(PriorEntry(f"{g.name}_corr", f"{g.name}_corr", "corr",
+        entries.append(PriorEntry(names.corr(g.name), names.corr(g.name), "corr",
                                   Prior("LKJ", eta=2.0), "default: LKJ(eta=2)"))
     return entries
 
@@ -176,10 +179,7 @@ def _validate(key: str, prior: Prior, kind: str) -> None:
 
 
 def _check_pymc_signature(key: str, prior: Prior) -> None:
-    import inspect
-
-    import pymc as pm  # only the signature is inspected; no graph is built here
-
+    """Only the signature is inspected; no graph is built here."""
     dist = getattr(pm, prior.dist).dist
     accepted = [name for name, p in inspect.signature(dist).parameters.items()
                 if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and name != "cls"]

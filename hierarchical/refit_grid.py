@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from .exceptions import SpecError
+from .model import Model
 from .parallel import map_jobs
 from .priors import resolve_priors
 from .spec import Prior
@@ -49,8 +50,6 @@ _LOCK = threading.Lock()
 
 def _model_for(job: _Job):
     """A model with the point's priors whose sampler is compiled; (model, compile seconds)."""
-    from .model import Model
-
     bases = _MODELS.setdefault(job.key, [])
     if not bases:
         bases.append(Model(job.spec, job.data, **job.options))
@@ -69,7 +68,7 @@ def _model_for(job: _Job):
 
 def _fit_point(job: _Job) -> list[dict]:
     """Fit one grid point and summarise its targets (runs in a worker)."""
-    from .sensitivity import quantity_draws
+    from .sensitivity import quantity_draws  # sensitivity imports this module
 
     with _LOCK:
         model, compile_seconds = _model_for(job)

@@ -1,14 +1,11 @@
-"""Sampler back-ends behind one call, each returning an arviz DataTree.
-
-nutpie (default) compiles the model once through numba; the compiled model is cached by the
-caller and reused by later fits. PyMC's own NUTS and numpyro (JAX) go through ``pm.sample``.
-Every back-end gets the same post-processing: observed data and pointwise log likelihood.
+"""The sampler back-ends' common ground: their names, the numba compile mode, and PyMC's own
+NUTS and numpyro (JAX), which go through ``pm.sample``. nutpie, the default, has its own
+module (``nutpie_sampler.py``): it compiles once per graph and is reused by later fits.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import time
 
 import pymc as pm
 import pytensor
@@ -28,56 +25,27 @@ def check_sampler(sampler: str) -> None:
 
 
 def numba_mode():
-    """Compile every PyTensor helper (initial points, prior draws) through numba.
+    """Compile every PyTensor function (log densities, initial points, prior draws) through
+    numba, without fast-math.
 
     PyTensor's default C back-end needs gcc and a BLAS that pip installs lack; numba is what
     the samplers use anyway, so one back-end serves all and its cache is shared.
+
+    Fast-math is off because with it the same seed gave other draws on a first run than on
+    a rerun. It lets LLVM re-associate and contract (FMA) floating-point operations, and
+    numba keeps two differently optimised copies of each fused elementwise kernel: the
+    standalone one, which a process that compiled the graph itself binds to, and the copy
+    re-optimised inside the cached outer function, which a process that loaded the graph
+    from the disk cache runs. The two round differently in the last bits, and NUTS
+    trajectories amplify that (radon, 2 x 300 draws: beta differed by 0.3). Without
+    fast-math LLVM must keep IEEE semantics, so both copies compute the same bits; the cost
+    was 0-5 % per gradient. It also makes nutpie's two compile routes compute the same bits.
     """
-    return pytensor.config.change_flags(mode="NUMBA")
-
-
-def compile_nutpie(model: pm.Model):
-    import nutpie
-
-    with numba_mode():
-        return nutpie.compile_pymc_model(model, backend="numba")
+    return pytensor.config.change_flags(mode="NUMBA", numba__fastmath=False)
 
 
 def _seed(random_seed) -> int | None:
     return None if random_seed is None else int(random_seed)
-
-
-LOW_RANK_MAX_DIM = 100
-
-
-def nutpie_adaptation(n_dim: int) -> str:
-    """Mass-matrix adaptation for nutpie: low-rank for small models, diagonal for large ones.
-
-    Group effects leave ridges a diagonal mass matrix follows slowly: between crossed
-    factors, and between a group-constant predictor and the group effects. nutpie's low-rank
-    adaptation learns them (measured, 4 x 1000 draws: simulated crossed model min bulk ESS
-    293 -> 5,385; epilepsy Poisson `lbase` ~400 -> ~5,500). Its cost grows quickly with the
-    dimension (radon slopes, 176 parameters: 1.4 s -> 43 s of sampling), so it is used up to
-    LOW_RANK_MAX_DIM unconstrained parameters.
-    """
-    return "low_rank" if n_dim <= LOW_RANK_MAX_DIM else "diag"
-
-
-def sample_nutpie(model: pm.Model, compiled, *, draws, tune, chains, cores, random_seed,
-                  progressbar, target_accept, adaptation="diag") -> DataTree:
-    import nutpie
-    from pymc.backends.arviz import patch_nutpie_idata
-
-    extra = {"adaptation": adaptation}
-    if target_accept is not None:
-        extra["target_accept"] = target_accept
-    start = time.time()
-    idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores,
-                          seed=_seed(random_seed), save_warmup=False, progress_bar=progressbar,
-                          **extra)
-    with numba_mode():
-        patch_nutpie_idata(idata, model, sampling_time=time.time() - start)
-    return idata
 
 
 def sample_pymc(model: pm.Model, *, sampler, draws, tune, chains, cores, random_seed,

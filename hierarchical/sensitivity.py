@@ -34,9 +34,8 @@ import xarray as xr
 from arviz_stats import psense
 from xarray import DataTree
 
-from . import sampling
+from . import names, sampling
 from .exceptions import SpecError
-from .graph import pairs
 from .refit_grid import prior_grid
 from .shrinkage import icc_of_draws, shrinkage_draws
 
@@ -58,12 +57,12 @@ def scaled_priors(model, scale_priors: str = "top-level") -> list[str]:
     """
     if scale_priors not in ("top-level", "all"):
         raise SpecError(f"scale_priors must be 'top-level' or 'all', but got {scale_priors!r}")
-    names = [rv.name for rv in model.pymc_model.free_RVs]
+    free = [rv.name for rv in model.pymc_model.free_RVs]
     if scale_priors == "all":
-        return names
-    effects = {f"{g.name}_{suffix}" for g in model.design.groups if g.term.pooled
-               for suffix in ("z", "effect", "total")}
-    return [n for n in names if n not in effects]
+        return free
+    effects = {name(g.name) for g in model.design.groups if g.term.pooled
+               for name in (names.z, names.effect, names.total)}
+    return [n for n in free if n not in effects]
 
 
 def _log_prior(fit, scale_priors: str) -> xr.Dataset:
@@ -73,18 +72,18 @@ def _log_prior(fit, scale_priors: str) -> xr.Dataset:
     (``pm.stats.compute_log_prior`` would do, but it fails on LKJ correlation factors.)
     """
     model = remove_value_transforms(fit.model.pymc_model)
-    names = scaled_priors(fit.model, scale_priors)
+    scaled = scaled_priors(fit.model, scale_priors)
     with sampling.numba_mode():
         density = model.compile_fn(inputs=model.value_vars,
-                                   outs=[model.logp(vars=[model[n]], sum=True) for n in names],
+                                   outs=[model.logp(vars=[model[n]], sum=True) for n in scaled],
                                    on_unused_input="ignore")
     inputs = {model.rvs_to_values[rv].name: fit.posterior[rv.name].values for rv in model.free_RVs}
     chains, draws = fit.posterior.sizes["chain"], fit.posterior.sizes["draw"]
-    out = np.empty((len(names), chains, draws))
+    out = np.empty((len(scaled), chains, draws))
     for c in range(chains):
         for d in range(draws):
             out[:, c, d] = density({k: v[c, d] for k, v in inputs.items()})
-    return xr.Dataset({n: (SAMPLE_DIMS, out[i]) for i, n in enumerate(names)})
+    return xr.Dataset({n: (SAMPLE_DIMS, out[i]) for i, n in enumerate(scaled)})
 
 
 def _builtin_targets(fit) -> dict[str, Target]:
@@ -96,17 +95,17 @@ def _builtin_targets(fit) -> dict[str, Target]:
     shrink = cache(lambda i: shrinkage_draws(post, design, pooled[i]).mean(axis=2))  # (c, d, k)
     out: dict[str, Target] = {}
     for term in design.fixed_names:
-        out[term] = lambda _, t=term: post["beta"].sel(fixed_term=t).values
+        out[term] = lambda _, t=term: post[names.FIXED].sel({names.FIXED_DIM: t}).values
     for g in pooled:
         for term in g.term_names:
-            out[f"{g.name}_sd[{term}]"] = (
-                lambda _, g=g, t=term: post[f"{g.name}_sd"].sel({f"{g.name}_term": t}).values)
-        if f"{g.name}_corr" in post:
-            for i, (a, b) in enumerate(pairs(g.term_names)):
-                out[f"{g.name}_corr[{g.term_names[a]}, {g.term_names[b]}]"] = (
-                    lambda _, g=g, i=i: post[f"{g.name}_corr"].isel({f"{g.name}_pair": i}).values)
-    if "sigma" in post:
-        out["sigma"] = lambda _: post["sigma"].values
+            out[names.sd_entry(g.name, term)] = (
+                lambda _, g=g, t=term: post[names.sd(g.name)].sel({names.term_dim(g.name): t}).values)
+        if names.corr(g.name) in post:
+            for i, (a, b) in enumerate(names.pairs(g.term_names)):
+                out[names.corr_entry(g.name, g.term_names[a], g.term_names[b])] = (
+                    lambda _, g=g, i=i: post[names.corr(g.name)].isel({names.pair_dim(g.name): i}).values)
+    if names.SIGMA in post:
+        out["sigma"] = lambda _: post[names.SIGMA].values
     for i, g in enumerate(pooled):
         out[f"icc[{g.name}]"] = lambda _, i=i: icc()[..., i]
         for t, term in enumerate(g.term_names):

@@ -42,7 +42,7 @@ import pandas as pd
 import scipy.sparse as sp
 import xarray as xr
 
-from . import families
+from . import families, names
 from .exceptions import SpecError
 from .linpred import group_cholesky, in_sample_eta, sigma_draws
 from .summary import DEFAULT_PROB, interval_columns, summarize
@@ -127,7 +127,7 @@ def pooling_factors(fit, prob: float = DEFAULT_PROB) -> pd.DataFrame:
         if not g.term.pooled:
             continue
         eps = fit.group_draws(g.name, "deviation").transpose(
-            "chain", "draw", g.name, f"{g.name}_term").values
+            "chain", "draw", g.name, names.term_dim(g.name)).values
         eps = eps.reshape(-1, *eps.shape[2:])                                 # (S, J, k)
         between_means = eps.mean(axis=0).var(axis=0, ddof=1)                  # V_j(E[eps])
         mean_between = eps.var(axis=1, ddof=1).mean(axis=0)                   # E[V_j(eps)]
@@ -188,7 +188,7 @@ def _residual_variance(posterior: xr.Dataset, design, total_group_var: np.ndarra
                        ) -> tuple[np.ndarray, str]:
     family = design.spec.family
     if family == "gaussian":
-        return posterior["sigma"].values ** 2, "sigma^2"
+        return posterior[names.SIGMA].values ** 2, "sigma^2"
     if family in ("bernoulli", "binomial"):
         return np.full_like(total_group_var, np.pi ** 2 / 3), "pi^2/3 (logit latent scale)"
     if family == "meta":
@@ -197,7 +197,7 @@ def _residual_variance(posterior: xr.Dataset, design, total_group_var: np.ndarra
         return np.full_like(total_group_var, typical), "typical within-study variance (I^2)"
     fixed = np.zeros((*total_group_var.shape, design.n))
     if design.X.shape[1]:
-        fixed = np.einsum("cdp,np->cdn", posterior["beta"].values, design.X)
+        fixed = np.einsum("cdp,np->cdn", posterior[names.FIXED].values, design.X)
     if design.offset is not None:
         fixed = fixed + design.offset
     rate = np.exp(fixed + 0.5 * total_group_var[..., None]).mean(axis=-1)

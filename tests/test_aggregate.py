@@ -8,6 +8,8 @@ import hierarchical as hier
 
 from .conftest import python_evaluation
 
+pytestmark = pytest.mark.integration   # real fits
+
 
 def contraception() -> pd.DataFrame:
     data = hier.datasets.load("contraception")

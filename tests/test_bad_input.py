@@ -10,7 +10,7 @@ import pytest
 import hierarchical as hier
 from hierarchical.exceptions import DataError, FormulaError, PriorError, SpecError
 
-from tests.conftest import frame_hash
+from tests.conftest import frame_hash, prior_fit
 
 
 def small_frame() -> pd.DataFrame:
@@ -155,10 +155,9 @@ def raise_model_case(case):
 
 @functools.cache
 def small_fit():
-    """A tiny real fit to predict from (the same model in the test and the printed table)."""
-    return hier.Model("y ~ x + (1|g)", small_frame()).fit(draws=100, tune=200, chains=1,
-                                                           random_seed=1, progressbar=False,
-                                                           warn=False)
+    """Draws to predict from (the same model in the test and the printed table); only the
+    validation of the new data is under test, so prior draws do."""
+    return prior_fit(hier.Model("y ~ x + (1|g)", small_frame()))
 
 
 def raise_predict_case(case):

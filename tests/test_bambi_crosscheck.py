@@ -15,9 +15,13 @@ import functools
 
 import pytest
 
-import hierarchical as hier
+pytest.importorskip("bambi")
 
-from .bambi_compare import assert_agrees, assert_converged, compare
+import hierarchical as hier  # noqa: E402
+
+from .bambi_compare import assert_agrees, assert_converged, compare  # noqa: E402
+
+pytestmark = pytest.mark.interop   # bambi lives in the interop environment
 
 
 def contraception():

@@ -5,15 +5,19 @@ Fit must report bambi's own draws, and the log likelihood we recompute from them
 the one bambi computes, which checks the intercept (x = 0) and the level matching together.
 """
 
-import bambi as bmb
 import numpy as np
 import pytest
+
+bmb = pytest.importorskip("bambi")
+
 from scipy import stats
 from xarray import DataTree
 
 import hierarchical as hier
 from hierarchical.bambi_interop import from_bambi, our_formula
 from hierarchical.exceptions import SpecError
+
+pytestmark = pytest.mark.interop   # bambi lives in the interop environment
 
 SAMPLING = dict(draws=500, tune=500, chains=2, random_seed=1, progressbar=False)
 COUNTY = "HENNEPIN"

@@ -37,6 +37,7 @@ def test_rank_table_reports_bias_and_spread():
     assert row["mean_rank"] > 0.9 and row["sd_rank"] < 0.01 and not row["uniform"]
 
 
+@pytest.mark.integration
 def test_with_data_reuses_the_sampler_and_gives_the_fresh_model_s_draws():
     base = sbc.gaussian_intercepts()
     base.compiled_nutpie(chains=2, iterations=400)
@@ -60,6 +61,7 @@ def meta_ranks():
                            progressbar=False)
 
 
+@pytest.mark.integration
 def test_sbc_smoke_run_is_uniform(meta_ranks):
     assert len(meta_ranks) == 20 * 3
     assert meta_ranks["rank"].between(0, calibration.RANK_DRAWS).all()
@@ -76,6 +78,7 @@ def wrong_prior_meta():
     return model.with_priors({"Intercept": hier.Prior("Normal", mu=0, sigma=0.1)})
 
 
+@pytest.mark.integration
 def test_sbc_flags_a_model_that_disagrees_with_its_simulator():
     case = calibration.SBCCase("wrong_prior", wrong_prior_meta, sbc.simulate_meta_analysis)
     ranks = calibration.run([case], reps=20, draws=250, tune=250, progressbar=False)

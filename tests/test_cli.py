@@ -50,6 +50,7 @@ def test_every_model_file_has_an_estimate_check():
 
 
 @pytest.mark.parametrize("name", sorted(ESTIMATES))
+@pytest.mark.slow
 def test_run_writes_report_fit_figures_and_tables(reports, name):
     result, out = reports[name]
     assert result.returncode == 0, result.stderr[-3000:]
@@ -68,12 +69,14 @@ def test_run_writes_report_fit_figures_and_tables(reports, name):
     assert "Report: " in result.stdout and "Fixed effects:" in result.stdout
 
 
+@pytest.mark.slow
 def test_progress_goes_to_stderr(reports):
     result, _ = reports["sleepstudy"]
     for step in ("building the model", "fitting", "pooling comparison", "prior sensitivity"):
         assert step in result.stderr, result.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_meta_analysis_report_pools_schools(reports):
     _, out = reports["eight_schools"]
     pooling = pd.read_csv(out / "tables" / "pooling_factors.csv")
@@ -82,6 +85,7 @@ def test_meta_analysis_report_pools_schools(reports):
     assert priors.loc["school_sd[Intercept]", "prior"] == "HalfCauchy(beta=5)"
 
 
+@pytest.mark.integration
 def test_options_switch_parts_off_and_strict_fails_on_bad_convergence(tmp_path, capsys):
     path = MODELS / "sleepstudy.toml"
     code = cli.main(["run", str(path), "--out", str(tmp_path), "--no-pooling", "--no-sensitivity",
@@ -95,6 +99,7 @@ def test_options_switch_parts_off_and_strict_fails_on_bad_convergence(tmp_path, 
     assert "skipped shrinkage" in capsys.readouterr().out
 
 
+@pytest.mark.integration
 def test_demo_writes_the_radon_report(tmp_path):
     result = subprocess.run([sys.executable, "-m", "hierarchical.cli", "demo", "--out",
                              str(tmp_path), "--no-pooling", *QUICK],
@@ -108,3 +113,15 @@ def test_demo_writes_the_radon_report(tmp_path):
     floor = pd.read_csv(tmp_path / "tables" / "fixed_effects.csv", index_col=0).loc["floor", "mean"]
     assert -0.9 < floor < -0.4                     # Gelman & Hill: about -0.66
     assert (tmp_path / "report.html").stat().st_size > 100_000
+
+
+def test_help_answers_without_importing_the_modelling_stack():
+    """``hierarchical --help`` must be instant: no PyMC, PyTensor or matplotlib import."""
+    result = subprocess.run([sys.executable, "-m", "hierarchical.cli", "--help"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "usage: hierarchical" in result.stdout
+    probe = ("import sys; from hierarchical import cli; cli.build_parser().format_help(); "
+             "print(sorted({'pymc', 'pytensor', 'matplotlib', 'nutpie'} & set(sys.modules)))")
+    imported = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                              timeout=60, check=True).stdout.strip()
+    assert imported == "[]", imported

@@ -1,9 +1,13 @@
-"""Determinism: the same seed gives the same draws bit for bit, in this process, in a fresh
-process and on both nutpie routes; a saved fit loads back exactly.
+"""Determinism: the same seed gives the same draws bit for bit, on a first run with empty
+compile caches and on every rerun, in this process and in fresh ones, on local processes and
+across worker pools; a saved fit loads back exactly, as the same model.
 
-(``test_samplers`` checks repeated fits in one process for nutpie, PyMC and numpyro.)
+Draws are compared bit for bit only where one compiled function produced them, or where the
+compile is the same code read from the cache (see ``sampling.numba_mode``); separately
+compiled routes are compared by value in ``test_nutpie_route``.
 """
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -13,40 +17,79 @@ import pandas as pd
 import pytest
 
 import hierarchical as hier
+from hierarchical import calibration, names, nutpie_sampler
+from benchmarks import sbc
 
-SMALL = dict(draws=300, tune=300, chains=2, progressbar=False, warn=False)
-FRAME = textwrap.dedent("""
+pytestmark = pytest.mark.integration   # real fits
+
+SMALL = dict(draws=200, tune=200, chains=2, progressbar=False, warn=False)
+
+# Four graphs that compile differently: explicit Gaussian effects, the marginalised path, a
+# Poisson GLMM and LKJ-correlated slopes.
+MODELS = textwrap.dedent("""
     import numpy as np, pandas as pd
+    import hierarchical as hier
     rng = np.random.default_rng(9)
     g = np.repeat(np.arange(12), 10)
-    frame = pd.DataFrame({"y": 2 + rng.normal(0, 0.8, 12)[g] + rng.normal(size=g.size), "g": g})
+    x = rng.normal(size=g.size)
+    frame = pd.DataFrame({"y": 2 + rng.normal(0, 0.8, 12)[g] + (0.5 + rng.normal(0, 0.3, 12)[g]) * x
+                               + rng.normal(size=g.size),
+                          "x": x, "g": g,
+                          "count": rng.poisson(np.exp(0.5 + rng.normal(0, 0.5, 12)[g] + 0.3 * x))})
+    MODELS = {
+        "gaussian": hier.Model("y ~ 1 + (1 | g)", frame, marginalize=False),
+        "marginal": hier.Model("y ~ 1 + (1 | g)", frame),
+        "poisson": hier.Model("count ~ x + (1 | g)", frame, family="poisson"),
+        "lkj": hier.Model("y ~ x + (x | g)", frame, marginalize=False),
+    }
 """)
 
 
-def small_frame() -> pd.DataFrame:
-    scope: dict = {}
-    exec(FRAME, scope)
-    return scope["frame"]
-
-
-def test_a_fresh_process_draws_the_same_numbers(tmp_path):
-    out = tmp_path / "draws.npy"
-    script = FRAME + textwrap.dedent(f"""
-        import hierarchical as hier
-        fit = hier.Model("y ~ 1 + (1 | g)", frame).fit(random_seed=21, **{SMALL!r})
-        np.save({str(out)!r}, fit.posterior["g_effect"].values)
+def _draw_in_fresh_process(cache, out):
+    """Fit the four models in a new interpreter whose PyTensor and numba caches are ``cache``."""
+    script = MODELS + textwrap.dedent(f"""
+        arrays = {{}}
+        for key, model in MODELS.items():
+            fit = model.fit(random_seed=21, **{SMALL!r})
+            for name, values in fit.posterior.data_vars.items():
+                arrays[f"{{key}}/{{name}}"] = values.values
+        np.savez({str(out)!r}, **arrays)
     """)
-    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, timeout=600)
-    here = hier.Model("y ~ 1 + (1 | g)", small_frame()).fit(random_seed=21, **SMALL)
-    assert np.array_equal(np.load(out), here.posterior["g_effect"].values)
+    flags = ",".join(filter(None, [os.environ.get("PYTENSOR_FLAGS"), f"base_compiledir={cache}"]))
+    env = {**os.environ, "PYTENSOR_FLAGS": flags, "NUMBA_CACHE_DIR": str(cache / "numba")}
+    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, env=env,
+                   timeout=900)
+    return dict(np.load(out))
+
+
+def test_a_first_run_with_empty_caches_and_a_rerun_draw_the_same_numbers(tmp_path):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    first = _draw_in_fresh_process(cache, tmp_path / "first.npz")
+    assert any(cache.rglob("*.nbi")), "the first run should have filled the numba cache"
+    second = _draw_in_fresh_process(cache, tmp_path / "second.npz")
+    assert set(first) == set(second)
+    assert {key.split("/")[0] for key in first} == {"gaussian", "marginal", "poisson", "lkj"}
+    differ = [key for key in first if not np.array_equal(first[key], second[key])]
+    assert not differ, f"cold and warm runs differ in {differ}"
+    # and this process, whatever its cache state, draws the same numbers too
+    scope: dict = {}
+    exec(MODELS, scope)
+    here = scope["MODELS"]["gaussian"].fit(random_seed=21, **SMALL)
+    assert np.array_equal(here.posterior["g_effect"].values, first["gaussian/g_effect"])
 
 
 @pytest.mark.parametrize("route", ["callback", "cfunc"])
 def test_each_nutpie_route_repeats_itself_exactly(route):
-    model = hier.Model("y ~ 1 + (1 | g)", small_frame(), marginalize=False)
+    scope: dict = {}
+    exec(MODELS, scope)
+    model = scope["MODELS"]["gaussian"]
+    if route == "callback" and nutpie_sampler.callback_unavailable():
+        pytest.skip("the installed nutpie has no callback route")
     model.compiled_nutpie(route)
     first, second = (model.fit(random_seed=5, **SMALL) for _ in range(2))
     assert model.nutpie_route.name == route
+    assert first.settings["route"] == route
     for name in ("beta", "g_sd", "sigma", "g_effect"):
         assert np.array_equal(first.posterior[name].values, second.posterior[name].values)
 
@@ -67,3 +110,71 @@ def test_save_load_round_trip_is_exact_for_every_group(sleepstudy_fit, tmp_path)
         for coord in a.coords:
             assert np.array_equal(a[coord].values, b[coord].values), (group, coord)
     pd.testing.assert_frame_equal(loaded.model.data, sleepstudy_fit.model.data)
+    assert loaded.settings == sleepstudy_fit.settings
+
+
+@pytest.mark.parametrize("options", [
+    {"marginalize": False},
+    {"marginalize": False, "centered": False},
+    {"aggregate_rows": False},
+    {"priors_as_data": True},
+    {"dropna": True},
+])
+def test_a_saved_fit_reloads_as_the_model_it_was_made_with(options, tmp_path):
+    data = hier.datasets.load("cbpp") if "aggregate_rows" in options else \
+        hier.datasets.load("dyestuff")
+    if "dropna" in options:
+        data = data.copy()
+        data.loc[data.index[3], "Yield"] = np.nan
+    if "aggregate_rows" in options:
+        model = hier.Model("incidence ~ period + (1 | herd)", data, family="binomial",
+                           trials="size", **options)
+    else:
+        model = hier.Model("Yield ~ 1 + (1 | Batch)", data, **options)
+    fit = model.fit(random_seed=3, draws=100, tune=100, chains=1, progressbar=False,
+                    warn=False, target_accept=0.9)
+    fit.save(tmp_path / "fit.nc")
+    loaded = hier.load(tmp_path / "fit.nc")
+    assert loaded.model.options == model.options
+    assert loaded.model.resolved_spec == model.resolved_spec
+    assert loaded.model.parameterisation["centered"].equals(model.parameterisation["centered"])
+    assert loaded.settings == fit.settings and loaded.settings["target_accept"] == 0.9
+    assert loaded.model.graph_structure() == model.graph_structure()
+    refit = loaded.model.fit(random_seed=3, draws=100, tune=100, chains=1, progressbar=False,
+                             warn=False, target_accept=0.9, route=fit.settings["route"])
+    for name in fit.posterior.data_vars:
+        assert np.array_equal(refit.posterior[name].values, fit.posterior[name].values), name
+
+
+def test_saved_fits_are_compressed(sleepstudy_fit, tmp_path):
+    path = tmp_path / "fit.nc"
+    sleepstudy_fit.save(path)
+    raw = sum(sleepstudy_fit.idata[g].to_dataset().nbytes for g in sleepstudy_fit.idata.children)
+    assert path.stat().st_size < 0.75 * raw
+
+
+@pytest.mark.slow
+def test_prior_grid_is_the_same_on_a_cold_and_a_warm_worker_pool(tmp_path, monkeypatch):
+    scope: dict = {}
+    exec(MODELS, scope)
+    model = scope["MODELS"]["gaussian"]
+    grid = {"g_sd": [hier.Prior("HalfNormal", sigma=s) for s in (0.5, 2.0)]}
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("PYTENSOR_FLAGS", f"base_compiledir={cache}")
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(cache / "numba"))
+    kwargs = dict(targets=[names.sd_entry("g", "Intercept")], draws=200, tune=200, chains=2,
+                  workers=2, progressbar=False)
+    cold = hier.sensitivity.prior_grid(model, grid, **kwargs)
+    warm = hier.sensitivity.prior_grid(model, grid, **kwargs)
+    timing = ["worker", "compile_seconds", "sample_seconds"]
+    pd.testing.assert_frame_equal(cold.drop(columns=timing), warm.drop(columns=timing))
+
+
+@pytest.mark.slow
+def test_sbc_ranks_are_the_same_on_one_and_on_two_workers():
+    case = [sbc.CASES["meta_analysis"]]
+    kwargs = dict(reps=4, draws=250, tune=250, progressbar=False)
+    one = calibration.run(case, workers=1, **kwargs)
+    two = calibration.run(case, workers=2, **kwargs)
+    columns = ["case", "rep", "parameter", "rank", "ess_bulk", "divergences"]
+    pd.testing.assert_frame_equal(one[columns], two[columns])

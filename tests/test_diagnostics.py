@@ -3,13 +3,16 @@
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
+import xarray as xr
 
 import hierarchical as hier
-from hierarchical.diagnostics import e_bfmi
+from hierarchical.diagnostics import check
 from hierarchical.exceptions import ConvergenceWarning
 
 
+@pytest.mark.integration
 def test_centred_eight_schools_warns_and_fails():
     data = hier.datasets.load("eight_schools")
     model = hier.Model(hier.meta_analysis("y", se="se", group="school", centered=True), data)
@@ -24,6 +27,7 @@ def test_centred_eight_schools_warns_and_fails():
     assert "FAIL" in repr(diagnostics)
 
 
+@pytest.mark.integration
 def test_healthy_fit_does_not_warn():
     rng = np.random.default_rng(3)
     import pandas as pd
@@ -37,12 +41,17 @@ def test_healthy_fit_does_not_warn():
     assert "PASS" in fit.diagnostics()._repr_html_()
 
 
-def test_e_bfmi_matches_definition():
+def test_e_bfmi_flags_a_random_walk_in_the_energy():
     rng = np.random.default_rng(0)
     white = rng.normal(size=(2, 4000))         # independent energies: E-BFMI ~ 2
     walk = np.cumsum(white, axis=1)            # a random walk: E-BFMI ~ 0
-    assert np.allclose(e_bfmi(white), 2.0, atol=0.1)
-    assert (e_bfmi(walk) < 0.01).all()
+    stats = {name: xr.Dataset({"energy": (("chain", "draw"), energy),
+                               "diverging": (("chain", "draw"), np.zeros_like(energy, bool))})
+             for name, energy in (("white", white), ("walk", walk))}
+    table = pd.DataFrame({"r_hat": [1.0], "ess_bulk": [1000.0], "ess_tail": [1000.0]}, index=["x"])
+    assert np.allclose(check(table, stats["white"], []).bfmi, 2.0, atol=0.1)
+    walked = check(table, stats["walk"], [])
+    assert (walked.bfmi < 0.01).all() and "E-BFMI" in walked.problems[0]
 
 
 def funnel_data():
@@ -55,6 +64,7 @@ def funnel_data():
     return pd.DataFrame({"y": rng.normal(0, 0.05, 20)[g] + rng.normal(size=g.size), "g": g})
 
 
+@pytest.mark.integration
 def test_centred_funnel_warns_naming_the_sd_and_non_centred_is_quiet():
     model = hier.Model("y ~ 1 + (1 | g)", funnel_data(), centered=True, marginalize=False)
     with pytest.warns(ConvergenceWarning) as record:

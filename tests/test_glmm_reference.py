@@ -17,6 +17,8 @@ from scipy import integrate, stats
 
 import hierarchical as hier
 
+pytestmark = pytest.mark.integration   # real fits
+
 LME4_CBPP = {"Intercept": -1.3983, "period[2]": -0.9919, "period[3]": -1.1282, "period[4]": -1.5797}
 
 

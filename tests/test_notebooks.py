@@ -33,7 +33,12 @@ def test_committed_notebook_is_its_executed_source(name):
         f"{name}: no figure")
 
 
-@pytest.mark.parametrize("name", NAMES)
+# The cheapest notebook runs in every test session; all of them in the slow tier.
+EVERY_SESSION = "radon_intercepts"
+
+
+@pytest.mark.parametrize("name", [n if n == EVERY_SESSION else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in NAMES])
 def test_notebook_executes(name, monkeypatch):
     monkeypatch.setenv("HIERARCHICAL_QUICK", "1")
     nb = builder.execute(builder.from_source(builder.SOURCES / f"{name}.py"))

@@ -1,30 +1,30 @@
-"""nutpie's two compile routes: the rule that picks one, and that both sample the same chain."""
+"""nutpie's two compile routes: the rule that picks one (from the graph, never a timing), and
+that both compute the same log density and gradient (compared by value at fixed points:
+trajectories of separately compiled functions part after rounding differences grow)."""
 
 import numpy as np
 import pytest
 
 import hierarchical as hier
-from hierarchical import nutpie_callback
+from hierarchical import nutpie_sampler
 from hierarchical.exceptions import SpecError
-
-FIT = dict(draws=500, tune=500, chains=2, random_seed=11, progressbar=False)
 
 
 def test_cheap_gradients_take_the_callback_and_costly_ones_the_cfunc():
     # radon all states marginalised: 20 us per gradient; InstEval crossed: 200 us.
-    cheap = nutpie_callback.choose_route(20e-6, chains=2, iterations=2000, cores=2)
-    costly = nutpie_callback.choose_route(200e-6, chains=2, iterations=2000, cores=2)
+    cheap = nutpie_sampler.choose_route(20e-6, chains=2, iterations=2000, cores=2)
+    costly = nutpie_sampler.choose_route(200e-6, chains=2, iterations=2000, cores=2)
     assert cheap.name == "callback" and "20 us" in cheap.reason
     assert costly.name == "cfunc"
     # One chain gains nothing from parallelism: the callback route always wins.
-    assert nutpie_callback.choose_route(1e-3, chains=1, iterations=2000, cores=2).name == "callback"
+    assert nutpie_sampler.choose_route(1e-3, chains=1, iterations=2000, cores=2).name == "callback"
 
 
 def test_the_rule_is_the_written_cost_model():
-    t, evaluations = 80e-6, 4 * 2000 * nutpie_callback.LEAPFROG_STEPS_PER_DRAW
-    callback = evaluations * (t + nutpie_callback.CALLBACK_OVERHEAD_SECONDS)
-    cfunc = nutpie_callback.CFUNC_COMPILE_SECONDS + evaluations * t / 2
-    route = nutpie_callback.choose_route(t, chains=4, iterations=2000, cores=2)
+    t, evaluations = 80e-6, 4 * 2000 * nutpie_sampler.LEAPFROG_STEPS_PER_DRAW
+    callback = evaluations * (t + nutpie_sampler.CALLBACK_OVERHEAD_SECONDS)
+    cfunc = nutpie_sampler.CFUNC_COMPILE_SECONDS + evaluations * t / 2
+    route = nutpie_sampler.choose_route(t, chains=4, iterations=2000, cores=2)
     assert route.name == ("callback" if callback <= cfunc else "cfunc")
     assert f"{callback:.1f} s" in route.reason and f"{cfunc:.1f} s" in route.reason
 
@@ -34,34 +34,53 @@ def sleep_data():
     return hier.datasets.load("sleepstudy")
 
 
-def test_both_routes_sample_the_same_chain_up_to_rounding(sleep_data):
-    """Same seed, same trajectory. Not bit for bit: the cfunc wrapper lets LLVM re-optimise the
-    inlined gradient (a fresh clone measured relative differences of 1e-11)."""
+def test_the_route_depends_on_the_graph_not_on_a_timing(sleep_data):
+    small = hier.Model("Reaction ~ Days + (Days | Subject)", sleep_data)
+    plans = {small.nutpie.plan(chains=4, iterations=2000, cores=2) for _ in range(3)}
+    assert len(plans) == 1
+    # a graph reading ten times the data is estimated ten times as costly, less the base
+    elements = nutpie_sampler.data_elements(small.pymc_model)
+    assert elements > 0
+    seconds = nutpie_sampler.estimated_gradient_seconds(small.pymc_model)
+    assert seconds == pytest.approx(nutpie_sampler.BASE_GRADIENT_SECONDS
+                                    + nutpie_sampler.SECONDS_PER_ELEMENT * elements)
+
+
+@pytest.mark.skipif(nutpie_sampler.callback_unavailable() is not None,
+                    reason="the installed nutpie has no callback route")
+def test_both_routes_compute_the_same_log_density_and_gradient(sleep_data):
+    """The callback calls PyTensor's function; the cfunc is nutpie's LLVM-wrapped copy of it.
+    At the same points they agree to rounding (a fresh clone measured 1e-11 relative)."""
     formula = "Reaction ~ Days + (Days | Subject)"
-    via_callback = hier.Model(formula, sleep_data)
+    via_callback, via_cfunc = hier.Model(formula, sleep_data), hier.Model(formula, sleep_data)
     via_callback.compiled_nutpie("callback")
-    via_cfunc = hier.Model(formula, sleep_data)
     via_cfunc.compiled_nutpie("cfunc")
-    a, b = via_callback.fit(**FIT), via_cfunc.fit(**FIT)
     assert via_callback.nutpie_route.name == "callback" and via_cfunc.nutpie_route.name == "cfunc"
-    for name in ("beta", "Subject_sd", "Subject_corr", "sigma", "Subject_effect"):
-        np.testing.assert_allclose(a.posterior[name].values, b.posterior[name].values,
-                                   rtol=1e-8, atol=1e-10)
+    for seed in range(5):
+        x = via_callback.nutpie.initial_point(seed)
+        np.testing.assert_array_equal(x, via_cfunc.nutpie.initial_point(seed))
+        logp_a, grad_a = via_callback.nutpie.logp_and_gradient(x)
+        logp_b, grad_b = via_cfunc.nutpie.logp_and_gradient(x)
+        assert np.isfinite(logp_a) and logp_b == pytest.approx(logp_a, rel=1e-10)
+        np.testing.assert_allclose(grad_b, grad_a, rtol=1e-8, atol=1e-8 * np.abs(grad_a).max())
 
 
-def test_marginalised_radon_takes_the_callback_route():
-    model = hier.Model("log_radon ~ floor + (1 | county)", hier.datasets.load("radon"))
-    model.compiled_nutpie(chains=4, iterations=2000)
-    assert model.nutpie_route.name == "callback"
-    assert 0 < model.nutpie_route.gradient_seconds < 1e-3
+def test_marginalised_radon_takes_the_callback_route(radon):
+    model = hier.Model("log_radon ~ floor + (1 | county)", radon)
+    route = model.nutpie.plan(chains=4, iterations=2000)
+    if nutpie_sampler.callback_unavailable() is None:
+        assert route.name == "callback"
+    assert 0 < route.gradient_seconds < 1e-4
 
 
+@pytest.mark.integration
 def test_prior_data_swaps_into_the_callback_without_recompiling(sleep_data):
     model = hier.Model("Reaction ~ Days + (1 | Subject)", sleep_data, priors_as_data=True)
-    model.compiled_nutpie("callback")
+    model.compiled_nutpie()
     tight = model.with_priors({"Subject_sd": hier.Prior("HalfNormal", sigma=1.0)})
-    assert tight.is_compiled and tight.nutpie_route.name == "callback"
-    wide, narrow = model.fit(**FIT), tight.fit(**FIT)
+    assert tight.is_compiled and tight.nutpie_route == model.nutpie_route
+    fit = dict(draws=300, tune=300, chains=2, random_seed=11, progressbar=False, warn=False)
+    wide, narrow = model.fit(**fit), tight.fit(**fit)
     # HalfNormal(1) on an SD the data put near 37 must pull it far down.
     assert float(narrow.posterior["Subject_sd"].mean()) < 5
     assert float(wide.posterior["Subject_sd"].mean()) > 25
@@ -70,3 +89,13 @@ def test_prior_data_swaps_into_the_callback_without_recompiling(sleep_data):
 def test_unknown_route_is_refused(sleep_data):
     with pytest.raises(SpecError, match="'gpu'"):
         hier.Model("Reaction ~ Days + (1 | Subject)", sleep_data).compiled_nutpie("gpu")
+
+
+def test_a_nutpie_without_the_private_helpers_falls_back_to_the_public_compile(monkeypatch,
+                                                                              sleep_data):
+    monkeypatch.setattr(nutpie_sampler, "CALLBACK_NUTPIE", ("9.99.",))
+    model = hier.Model("Reaction ~ Days + (1 | Subject)", sleep_data)
+    route = model.nutpie.plan()
+    assert route.name == "cfunc" and "public compile" in route.reason
+    with pytest.raises(SpecError, match="callback.*not available"):
+        model.nutpie.plan("callback")

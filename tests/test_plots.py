@@ -12,23 +12,18 @@ import pytest  # noqa: E402
 
 import hierarchical as hier  # noqa: E402
 
-SMALL = dict(draws=300, tune=500, chains=2, progressbar=False)
 
 
 @pytest.fixture(scope="module")
-def sleep_pooling(sleepstudy):
-    model = hier.Model("Reaction ~ Days + (Days | Subject)", sleepstudy)
-    return hier.compare_pooling(model, random_seed=3, **SMALL)
+def sleep_pooling(stored_comparison):
+    """Sleepstudy random slopes: complete, no and partial pooling (stored fits)."""
+    return stored_comparison("sleepstudy_pooling")
 
 
 @pytest.fixture(scope="module")
-def thousand_groups():
-    rng = np.random.default_rng(12)
-    sizes = rng.integers(1, 6, 1000)
-    g = np.repeat(np.arange(1000), sizes)
-    y = 2.0 + 0.6 * rng.normal(size=1000)[g] + rng.normal(size=g.size)
-    data = pd.DataFrame({"y": y, "x": rng.normal(size=g.size), "g": [f"site{i}" for i in g]})
-    return hier.compare_pooling(hier.Model("y ~ x + (1 | g)", data), random_seed=4, **SMALL)
+def thousand_groups(stored_comparison):
+    """1,000 simulated groups of 1-5 rows (``make_fits.thousand_groups``), stored fits."""
+    return stored_comparison("thousand_groups_pooling")
 
 
 def _png(fig, path):

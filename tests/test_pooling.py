@@ -77,6 +77,7 @@ def test_compare_pooling_needs_a_pooled_factor(radon):
 
 # ---- radon (Gelman & Hill), random intercepts ----------------------------------------------
 
+@pytest.mark.integration
 def test_radon_small_counties_shrink_most(radon_pooling):
     table = radon_pooling.table
     assert len(table) == 85 and table["n_obs"].sum() == 919
@@ -87,6 +88,7 @@ def test_radon_small_counties_shrink_most(radon_pooling):
     assert rho_model < -0.99
 
 
+@pytest.mark.integration
 def test_radon_complete_pooling_column_is_the_pooled_regression(radon_pooling):
     complete = radon_pooling.fits["complete pooling"].fixed_effects()
     assert np.allclose(radon_pooling.table["complete_mean"], complete.loc["Intercept", "mean"])
@@ -94,6 +96,7 @@ def test_radon_complete_pooling_column_is_the_pooled_regression(radon_pooling):
     assert np.allclose(radon_pooling.table["no_pool_mean"], no_pool["mean"].to_numpy())
 
 
+@pytest.mark.integration
 def test_radon_model_shrinkage_is_the_closed_form(radon_pooling):
     """lambda_j = n_j tau^2 / (sigma^2 + n_j tau^2): exact on the draws the code averages,
     and within 4 Monte Carlo SEs of the average over every draw."""
@@ -112,6 +115,7 @@ def test_radon_model_shrinkage_is_the_closed_form(radon_pooling):
     assert np.allclose(table["lambda"] + table["shrinkage_model"], 1.0)
 
 
+@pytest.mark.integration
 def test_radon_partial_pooling_predicts_best(radon_pooling):
     compare = radon_pooling.compare
     assert compare.index[0] == "partial pooling"
@@ -121,6 +125,7 @@ def test_radon_partial_pooling_predicts_best(radon_pooling):
     assert compare.loc["partial pooling", "n_high_pareto_k"] <= 3
 
 
+@pytest.mark.integration
 def test_radon_pooling_factor_and_icc(radon_pooling):
     pf = radon_pooling.pooling_factors.loc[("county", "Intercept")]
     assert 0.2 < pf["pooling_factor"] < 0.8
@@ -135,6 +140,7 @@ def test_radon_pooling_factor_and_icc(radon_pooling):
 
 # ---- simulated extremes --------------------------------------------------------------------
 
+@pytest.mark.integration
 @pytest.mark.parametrize("tau, low, high", [(0.0, 0.7, 1.0), (5.0, 0.0, 0.05)])
 def test_shrinkage_follows_the_group_sd(tau, low, high):
     """tau -> 0: every group is pulled (almost) all the way; large tau: none is."""
@@ -148,7 +154,8 @@ def test_shrinkage_follows_the_group_sd(tau, low, high):
 
 # ---- random slopes, GLMMs, meta-analysis, crossed factors ---------------------------------------
 
-def test_sleepstudy_pooling_factors_and_icc(sleepstudy_fit):
+def test_sleepstudy_pooling_factors_and_icc(stored_fit):
+    sleepstudy_fit = stored_fit("sleepstudy_slopes")
     pf = sleepstudy_fit.pooling_factors()
     # the interval is the model-based factor's: near [0, 1], around G&P's point value
     assert (pf["eti94_lb"] >= 0).all() and (pf["eti94_ub"] <= 1.05).all(), pf
@@ -167,6 +174,7 @@ def test_sleepstudy_pooling_factors_and_icc(sleepstudy_fit):
     assert 0.5 < icc.summary.loc["Subject", "mean"] < 0.9
 
 
+@pytest.mark.integration
 def test_logit_icc_is_on_the_latent_scale():
     cbpp = hier.datasets.load("cbpp")
     fit = hier.Model(hier.logit_glmm("incidence", "herd", ["period"], trials="size"),
@@ -176,7 +184,7 @@ def test_logit_icc_is_on_the_latent_scale():
     # intercept-only logit: S_j = 1 / (1 + tau^2 sum_i n_i p_i (1 - p_i)), p_i at each draw
     thinned = _thinned(fit.posterior)
     step = fit.posterior.sizes["draw"] // thinned.sizes["draw"]
-    fit_thinned = hier.Fit(fit.model, fit.idata.isel(draw=slice(None, None, step)), sampler="nutpie")
+    fit_thinned = hier.Fit(fit.model, fit.idata.isel(draw=slice(None, None, step)), settings=fit.settings)
     assert fit_thinned.posterior.sizes["draw"] == thinned.sizes["draw"]
     p = fit_thinned.predict(kind="mean", summary=False).transpose("chain", "draw", "obs").values
     info = cbpp["size"].to_numpy() * p * (1 - p)
@@ -187,6 +195,7 @@ def test_logit_icc_is_on_the_latent_scale():
     assert np.allclose(fit.shrinkage()["shrinkage_model"], expected)
 
 
+@pytest.mark.integration
 def test_meta_analysis_shrinkage_and_i2():
     """Eight schools: S_j = se_j^2 / (se_j^2 + tau^2) and ICC = I^2, exactly."""
     schools = hier.datasets.load("eight_schools")
@@ -202,6 +211,7 @@ def test_meta_analysis_shrinkage_and_i2():
     assert np.allclose(fit.icc().draws.sel(group="school").values, tau2_all / (tau2_all + typical))
 
 
+@pytest.mark.integration
 def test_poisson_icc_uses_the_lognormal_approximation():
     epil = hier.datasets.load("epil")
     fit = hier.Model("y ~ trt + lbase + (1 | subject)", epil, family="poisson").fit(
@@ -215,6 +225,7 @@ def test_poisson_icc_uses_the_lognormal_approximation():
     assert "log-normal" in fit.icc().residual
 
 
+@pytest.mark.integration
 def test_crossed_factors_get_one_table_each():
     rng = np.random.default_rng(8)
     a, b = rng.integers(0, 12, 400), rng.integers(0, 8, 400)
@@ -230,6 +241,7 @@ def test_crossed_factors_get_one_table_each():
     assert shrink["b"] > shrink["a"]
 
 
+@pytest.mark.integration
 def test_unpooled_factor_cannot_predict_unseen_levels(radon):
     model = hier.Model("log_radon ~ floor + (1 | county)", radon)
     fit = hier.Model(no_pooling_spec(model, "county"), radon).fit(random_seed=1, **SMALL)
@@ -248,6 +260,7 @@ def test_group_level_predictors_leave_the_no_pooling_model(radon):
     assert spec.fixed == "0 + floor"
 
 
+@pytest.mark.integration
 def test_poisson_pooling_with_group_level_predictors():
     """Epilepsy: treatment and baseline are constant per patient, so the no-pooling model
     drops them and every model's per-patient intercept includes them."""

@@ -8,10 +8,12 @@ import xarray as xr
 import hierarchical as hier
 from hierarchical.exceptions import DataError
 
+from .conftest import prior_fit
+
 
 @pytest.fixture(scope="module")
-def radon_fit(radon):
-    return hier.Model("log_radon ~ floor + (1 | county)", radon).fit(random_seed=2, progressbar=False)
+def radon_fit(stored_fit):
+    return stored_fit("radon_intercepts")
 
 
 def test_unseen_county_is_wider_than_a_well_measured_one(radon_fit, radon):
@@ -70,8 +72,7 @@ def test_bad_predict_arguments(radon_fit):
 
 def test_unseen_category_of_a_predictor_is_an_error():
     data = hier.datasets.load("epil")
-    fit = hier.Model("y ~ trt + lbase + (1 | subject)", data, family="poisson").fit(
-        draws=200, tune=200, chains=2, random_seed=1, progressbar=False, warn=False)
+    fit = prior_fit(hier.Model("y ~ trt + lbase + (1 | subject)", data, family="poisson"))
     new = pd.DataFrame({"trt": ["aspirin"], "lbase": [0.0], "subject": [1]})
     with pytest.raises(DataError, match="aspirin"):
         fit.predict(new)

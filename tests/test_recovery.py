@@ -11,6 +11,8 @@ import pytest
 
 import hierarchical as hier
 
+pytestmark = pytest.mark.integration   # real fits
+
 TOL = 3.5
 FIT = dict(draws=1000, tune=1000, chains=2, random_seed=5, progressbar=False)
 

@@ -8,6 +8,8 @@ fixed effects must lie within 2 posterior SD of lme4's estimates and each SD ins
 
 import pytest
 
+pytestmark = pytest.mark.integration   # real fits
+
 LME4_FIXED = {"Intercept": 251.405, "Days": 10.467}
 LME4_SD = {("Subject", "Intercept"): 24.74, ("Subject", "Days"): 5.92, ("residual", "sigma"): 25.59}
 

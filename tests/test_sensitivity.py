@@ -24,24 +24,19 @@ def dyestuff():
 
 
 @pytest.fixture(scope="module")
-def dyestuff_fits(dyestuff):
-    """The same model marginalised (default), centred and non-centred, 4 x 1000 draws."""
-    options = {"marginalised": {}, "centred": dict(marginalize=False, centered=True),
-               "non-centred": dict(marginalize=False, centered=False)}
-    # The centred form has a funnel at 6 batches: even at target_accept 0.99, seeds 3, 5
-    # and 8 of 3..8 diverge (the auto choice is non-centred). The comparison needs a valid
-    # centred fit, so that one uses seed 4, and the test checks it is divergence-free.
-    fits = {label: hier.Model(DYESTUFF, dyestuff, **kw).fit(
-                random_seed=4 if label == "centred" else 3, progressbar=False,
-                target_accept=0.99 if label == "centred" else 0.95)
-            for label, kw in options.items()}
+def dyestuff_fits(stored_fit):
+    """The same model marginalised (default), centred and non-centred, 4 x 1000 draws
+    (stored by ``tests/data/make_fits.py``; the centred one is divergence-free)."""
+    fits = {label: stored_fit(f"dyestuff_{name}") for label, name in
+            (("marginalised", "marginalised"), ("centred", "centred"),
+             ("non-centred", "noncentred"))}
     assert all(int(f.idata.sample_stats["diverging"].sum()) == 0 for f in fits.values())
     return fits
 
 
 @pytest.fixture(scope="module")
-def radon_fit(radon):
-    return hier.Model("log_radon ~ floor + (1 | county)", radon).fit(random_seed=3, progressbar=False)
+def radon_fit(stored_fit):
+    return stored_fit("radon_intercepts")
 
 
 def test_dyestuff_batch_sd_is_flagged_and_radon_county_sd_is_not(dyestuff_fits, radon_fit):
@@ -92,8 +87,8 @@ def test_log_prior_is_the_density_of_the_top_level_priors(dyestuff_fits):
         np.testing.assert_allclose(log_prior[name].values, values, rtol=1e-9)
 
 
-def test_lkj_log_prior_and_labels_on_correlated_slopes(sleepstudy_fit):
-    fit = sleepstudy_fit
+def test_lkj_log_prior_and_labels_on_correlated_slopes(stored_fit):
+    fit = stored_fit("sleepstudy_slopes")
     log_prior = sensitivity._log_prior(fit, "top-level")
     assert set(log_prior.data_vars) == {"beta", "Subject_sd", "Subject_corr_chol", "sigma"}
     # LKJ(eta = 2) on a 2 x 2 correlation: log p = (eta - 1) log(1 - r^2) + const
@@ -135,6 +130,7 @@ def test_custom_and_unknown_targets(dyestuff_fits):
         sensitivity.power_scale(fit, scale_priors="some")
 
 
+@pytest.mark.integration
 def test_with_priors_reuses_the_compiled_sampler(dyestuff):
     model = hier.Model(DYESTUFF, dyestuff, priors_as_data=True)
     model.compiled_nutpie()
@@ -148,6 +144,7 @@ def test_with_priors_reuses_the_compiled_sampler(dyestuff):
     assert fit.posterior["Batch_sd"].mean() < 10                 # HalfNormal(5) pulls it in
 
 
+@pytest.mark.integration
 def test_prior_grid_in_process(dyestuff):
     model = hier.Model(DYESTUFF, dyestuff)
     grid = {"Batch_sd": [Prior("HalfNormal", sigma=s) for s in (5, 50)] + [Prior("HalfCauchy", beta=25)]}
@@ -164,6 +161,7 @@ def test_prior_grid_in_process(dyestuff):
     assert table.attrs["grid"][2] == {"Batch_sd": Prior("HalfCauchy", beta=25)}
 
 
+@pytest.mark.interop
 def test_prior_grid_local_processes_and_dask_give_the_same_table(dyestuff):
     distributed = pytest.importorskip("distributed")
     model = hier.Model(DYESTUFF, dyestuff)
@@ -238,6 +236,7 @@ def test_sensitivity_plots_render(dyestuff_fits, dyestuff, tmp_path):
         assert (tmp_path / name).stat().st_size > 10_000
 
 
+@pytest.mark.integration
 def test_eight_schools_tau_is_prior_dominated():
     """Kallioinen et al. (2024) find the eight-schools tau sensitive to its prior with a weak
     likelihood; ours (tau ~ HalfNormal(sd of the estimates)) reads the same way (0.098 / <0.05)."""

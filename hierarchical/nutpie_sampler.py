@@ -1,0 +1,262 @@
+"""nutpie for one model graph: compiled once, reused, and the only place nutpie's (and
+PyTensor's) private helpers are touched.
+
+nutpie's public route, ``nutpie.compile_pymc_model``, wraps the log density in a numba
+``cfunc``. numba cannot cache that wrapper (it closes over the data), so every new process
+and every new model pays 1-7 s of LLVM work, however small the model. The PyTensor function
+underneath *is* cached on disk, and calling it from Python costs about 5 microseconds. So for
+a model whose gradient is cheap, handing nutpie that function as a Python callback reaches
+the first draw seconds sooner. Callbacks hold the GIL, so the chains then run one after
+another; for a costly gradient the cfunc route with parallel chains wins.
+
+The callback route needs nutpie's private ``_make_functions`` and ``_prepare_dims_and_coords``
+and PyTensor's ``Function.vm.jit_fn``. They are used only when nutpie's minor version is one
+the route was written against (``CALLBACK_NUTPIE``) and the helpers are there; otherwise
+every model takes the public route, and ``route.reason`` says why.
+
+The route is chosen from the graph, never from a timing: the two routes round differently
+(LLVM optimises the wrapped gradient differently), so a timing near the threshold would
+change the draws of a seed from one run to the next.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import time
+from dataclasses import dataclass
+from importlib import metadata
+
+import numpy as np
+import nutpie
+import pymc as pm
+import pytensor
+from pymc.backends.arviz import patch_nutpie_idata
+from pytensor.graph.basic import Constant
+from pytensor.graph.traversal import graph_inputs
+from xarray import DataTree
+
+from .exceptions import SpecError
+from .sampling import numba_mode
+
+ROUTES = ("callback", "cfunc")
+CALLBACK_NUTPIE = ("0.16.",)   # nutpie versions whose private helpers the callback route uses
+
+# Cost model, measured on the 2-core development machine (nutpie 0.16, warm caches): the
+# cfunc wrapper of a small model takes 1.3-7 s to compile, 3 s typically; a callback adds
+# about 5 us per gradient; a gradient costs about SECONDS_PER_ELEMENT per element of the
+# data and constants it reads (radon marginalised 20 us, InstEval crossed 200 us).
+CFUNC_COMPILE_SECONDS = 3.0
+CALLBACK_OVERHEAD_SECONDS = 5e-6
+LEAPFROG_STEPS_PER_DRAW = 8  # typical tree size of a well-adapted hierarchical model
+BASE_GRADIENT_SECONDS = 5e-6
+SECONDS_PER_ELEMENT = 1.0e-9
+
+LOW_RANK_MAX_DIM = 100
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str                 # "callback" or "cfunc"
+    gradient_seconds: float   # the cost model's estimate of one log density + gradient
+    reason: str
+
+
+def callback_unavailable() -> str | None:
+    """Why the callback route cannot be used with the installed nutpie, or None."""
+    version = metadata.version("nutpie")
+    if not version.startswith(CALLBACK_NUTPIE):
+        return (f"nutpie {version} is not a version the callback route was written for "
+                f"({', '.join(v + 'x' for v in CALLBACK_NUTPIE)}): nutpie's public compile")
+    from nutpie import compile_pymc, compiled_pyfunc
+
+    missing = [name for module, name in ((compile_pymc, "_make_functions"),
+                                         (compile_pymc, "_prepare_dims_and_coords"),
+                                         (compiled_pyfunc, "from_pyfunc"))
+               if not hasattr(module, name)]
+    if missing:
+        return f"nutpie {version} lacks {missing}: nutpie's public compile"
+    return None
+
+
+def data_elements(model: pm.Model) -> int:
+    """Elements of every array the log density reads (data and constants): what a
+    gradient's cost grows with."""
+    inputs = graph_inputs([*model.basic_RVs, *model.potentials])
+    constants = sum(int(np.size(node.data)) for node in inputs if isinstance(node, Constant))
+    return constants + sum(int(np.size(v.get_value())) for v in model.data_vars)
+
+
+def estimated_gradient_seconds(model: pm.Model) -> float:
+    return BASE_GRADIENT_SECONDS + SECONDS_PER_ELEMENT * data_elements(model)
+
+
+def choose_route(seconds: float, *, chains: int = 4, iterations: int = 2000,
+                 cores: int | None = None) -> Route:
+    """Callback (sequential chains, no wrapper compile) or cfunc (compile, parallel chains),
+    whichever the expected wall time favours:
+
+        callback: E * (t + 5 us)          cfunc: 3 s + E * t / min(chains, cores)
+
+    with E = chains x iterations x 8 gradient evaluations and t the gradient time.
+    """
+    cores = min(chains, cores or os.cpu_count() or 1)
+    evaluations = chains * iterations * LEAPFROG_STEPS_PER_DRAW
+    callback = evaluations * (seconds + CALLBACK_OVERHEAD_SECONDS)
+    cfunc = CFUNC_COMPILE_SECONDS + evaluations * seconds / cores
+    name = "callback" if callback <= cfunc else "cfunc"
+    return Route(name, seconds, f"gradient about {seconds * 1e6:.0f} us: expected {callback:.1f} s "
+                 f"through a Python callback, {cfunc:.1f} s compiled to a cfunc")
+
+
+def adaptation(n_dim: int) -> str:
+    """Mass-matrix adaptation: low-rank for small models, diagonal for large ones.
+
+    Group effects leave ridges a diagonal mass matrix follows slowly: between crossed
+    factors, and between a group-constant predictor and the group effects. nutpie's low-rank
+    adaptation learns them (measured, 4 x 1000 draws: simulated crossed model min bulk ESS
+    293 -> 5,385; epilepsy Poisson `lbase` ~400 -> ~5,500). Its cost grows quickly with the
+    dimension (radon slopes, 176 parameters: 1.4 s -> 43 s of sampling), so it is used up to
+    LOW_RANK_MAX_DIM unconstrained parameters.
+    """
+    return "low_rank" if n_dim <= LOW_RANK_MAX_DIM else "diag"
+
+
+def _compile_cfunc(model: pm.Model):
+    with numba_mode():
+        compiled = nutpie.compile_pymc_model(model, backend="numba")
+    return compiled, {var.name for var in compiled.shared_var_keys}
+
+
+def _compile_callback(model: pm.Model):
+    """The model as a nutpie ``PyFuncModel`` calling PyTensor's numba function."""
+    from nutpie.compile_pymc import _make_functions, _prepare_dims_and_coords
+    from nutpie.compiled_pyfunc import from_pyfunc
+    from pymc.initial_point import make_initial_point_fn
+
+    # PyMC compiles the initial-point function in FAST_COMPILE mode, whose VM would build C
+    # thunks (needing gcc and BLAS); without a C compiler it runs the ops' Python code, which
+    # is all one call at start-up needs
+    with numba_mode():
+        with pytensor.config.change_flags(cxx=""):
+            initial_point = make_initial_point_fn(model=model, jitter_rvs=set(model.free_RVs),
+                                                  default_strategy="support_point",
+                                                  return_transformed=True)
+        n_dim, _, logp_pt, expand_pt, initial_flat, shape_info, reparameterized = \
+            _make_functions(model, mode="NUMBA", compute_grad=True, join_expanded=False,
+                            pymc_initial_point_fn=initial_point)
+    logp_jit, expand_jit = logp_pt.vm.jit_fn, expand_pt.vm.jit_fn
+    logp_shared = [v.name for v in logp_pt.get_shared()]
+    expand_shared = [v.name for v in expand_pt.get_shared()]
+    shared = {v.name: np.asarray(v.get_value())
+              for v in [*logp_pt.get_shared(), *expand_pt.get_shared()]}
+    names, _, shapes = shape_info
+
+    def make_logp_fn():
+        def logp(x, **data):
+            value, grad = logp_jit(x, *[data[name] for name in logp_shared])
+            return float(value), np.asarray(grad, dtype="float64")
+        return logp
+
+    def make_expand_fn(seed1, seed2, chain):
+        def expand(x, **data):
+            values = expand_jit(x, *[data[name] for name in expand_shared])
+            return {name: np.asarray(value, dtype="float64").reshape(shape)
+                    for name, value, shape in zip(names, values, shapes, strict=True)}
+        return expand
+
+    dims, coords = _prepare_dims_and_coords(model, shape_info, reparameterized)
+    compiled = from_pyfunc(ndim=n_dim, make_logp_fn=make_logp_fn,
+                           make_expand_fn=make_expand_fn,
+                           make_initial_point_fn=initial_flat,
+                           expanded_dtypes=[np.dtype("float64")] * len(names),
+                           expanded_shapes=shapes, expanded_names=names, dims=dims,
+                           coords=coords, shared_data=shared,
+                           reparameterized_names=reparameterized)
+    return compiled, set(shared)
+
+
+class NutpieSampler:
+    """nutpie for one `pm.Model`: the compiled model (built on first use and reused by every
+    later fit), the route it took and why, and the data names a refit may swap."""
+
+    def __init__(self, model: pm.Model):
+        self.model = model
+        self.compiled = None
+        self.route: Route | None = None
+        self._data_names: set[str] = set()
+
+    @property
+    def is_compiled(self) -> bool:
+        return self.compiled is not None
+
+    def plan(self, route: str | None = None, *, chains: int = 4, iterations: int = 2000,
+             cores: int | None = None) -> Route:
+        """The route a compile would take, from the graph alone (see the module docstring)."""
+        if route not in (None, *ROUTES):
+            raise SpecError(f"route must be 'callback', 'cfunc' or None, but got {route!r}")
+        blocked = callback_unavailable()
+        seconds = estimated_gradient_seconds(self.model)
+        if route == "callback" and blocked:
+            raise SpecError(f"route='callback' is not available: {blocked}")
+        if blocked:
+            return Route("cfunc", seconds, blocked)
+        if route is not None:
+            return Route(route, seconds, "set by the caller")
+        return choose_route(seconds, chains=chains, iterations=iterations, cores=cores)
+
+    def compile(self, route: str | None = None, *, chains: int = 4, iterations: int = 2000,
+                cores: int | None = None):
+        """The compiled model; compiles on first use, or again when ``route`` asks for the
+        other route."""
+        if self.compiled is not None and route in (None, self.route.name):
+            return self.compiled
+        self.route = self.plan(route, chains=chains, iterations=iterations, cores=cores)
+        build = _compile_callback if self.route.name == "callback" else _compile_cfunc
+        self.compiled, self._data_names = build(self.model)
+        return self.compiled
+
+    def adopt(self, other: "NutpieSampler") -> None:
+        """Take ``other``'s compiled model with this graph's data: the caller has checked
+        that the two graphs differ only in ``pm.Data`` values."""
+        values = {v.name: v.get_value() for v in self.model.data_vars
+                  if v.name in other._data_names}
+        self.compiled = other.compiled.with_data(**values)
+        self.route, self._data_names = other.route, other._data_names
+
+    def logp_and_gradient(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """The compiled log density and its gradient at an unconstrained point, through the
+        function the sampler calls: routes are compared by value, not by trajectories."""
+        x = np.ascontiguousarray(x, dtype="float64")
+        if self.route.name == "callback":
+            return self.compiled._make_logp_func()(x, **self.compiled._shared_data)
+        grad, logp = np.empty_like(x), np.empty(())
+        pointer = ctypes.POINTER(ctypes.c_double)
+        status = self.compiled.compiled_logp_func.ctypes(
+            x.size, x.ctypes.data_as(pointer), grad.ctypes.data_as(pointer),
+            logp.ctypes.data_as(pointer), ctypes.c_void_p(self.compiled.user_data.ctypes.data))
+        if status not in (0, 3, 4):   # 3 and 4: a non-finite gradient or value, returned as is
+            raise RuntimeError(f"nutpie's compiled log density failed with status {status}")
+        return float(logp), grad
+
+    def initial_point(self, seed: int) -> np.ndarray:
+        """The jittered unconstrained starting point nutpie draws for ``seed``."""
+        if self.route.name == "callback":
+            return np.asarray(self.compiled._make_initial_points(seed), dtype="float64")
+        return np.asarray(self.compiled.initial_point_func(seed), dtype="float64")
+
+    def sample(self, *, draws, tune, chains, cores, random_seed, progressbar,
+               target_accept) -> DataTree:
+        compiled = self.compile(chains=chains, iterations=draws + tune, cores=cores)
+        if self.route.name == "callback":
+            cores = 1  # callbacks hold the GIL: parallel chains only contend
+        extra = {"adaptation": adaptation(compiled.n_dim)}
+        if target_accept is not None:
+            extra["target_accept"] = target_accept
+        start = time.time()
+        idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores,
+                              seed=None if random_seed is None else int(random_seed),
+                              save_warmup=False, progress_bar=progressbar, **extra)
+        with numba_mode():
+            patch_nutpie_idata(idata, self.model, sampling_time=time.time() - start)
+        return idata
