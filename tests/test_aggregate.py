@@ -8,8 +8,6 @@ import hierarchical as hier
 
 from .conftest import python_evaluation
 
-pytestmark = pytest.mark.integration   # real fits
-
 
 def contraception() -> pd.DataFrame:
     data = hier.datasets.load("contraception")
@@ -41,6 +39,7 @@ def test_aggregated_logp_differs_only_by_a_constant(family):
     assert np.ptp(differences) < 1e-8
 
 
+@pytest.mark.slow   # repeats the exact logp check above at the cost of two fits
 def test_contraception_same_posterior_with_fewer_rows():
     data = contraception()
     kwargs = dict(family="bernoulli")

@@ -87,7 +87,7 @@ def test_meta_analysis_report_pools_schools(reports):
 
 @pytest.mark.integration
 def test_options_switch_parts_off_and_strict_fails_on_bad_convergence(tmp_path, capsys):
-    path = MODELS / "sleepstudy.toml"
+    path = MODELS / "radon_intercepts.toml"   # no LKJ graph: a cheap compile
     code = cli.main(["run", str(path), "--out", str(tmp_path), "--no-pooling", "--no-sensitivity",
                      "--strict", "--draws", "30", "--tune", "50", "--chains", "2", "--no-progress"])
     assert code == 3                               # 60 draws cannot reach bulk ESS 400

@@ -97,7 +97,7 @@ def test_marginal_is_automatic_and_switchable(sleepstudy):
                    marginalize=True)
 
 
-@pytest.mark.integration
+@pytest.mark.slow   # repeats the exact likelihood check above at the cost of a fit
 def test_marginal_and_explicit_effects_give_the_same_posterior(sleepstudy, sleepstudy_fit):
     """Every fixed effect, SD, correlation and group effect within 4 combined MCSEs."""
     explicit = hier.Model("Reaction ~ Days + (Days | Subject)", sleepstudy,
