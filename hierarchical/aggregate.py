@@ -17,9 +17,6 @@ import pandas as pd
 
 from .design import Design
 
-FAMILIES = ("bernoulli", "binomial", "poisson")
-
-
 def _pattern_ids(design: Design) -> np.ndarray:
     parts = [design.X] + [np.column_stack([g.codes, g.Z]) for g in design.groups]
     keys = pd.DataFrame(np.column_stack(parts))
@@ -28,7 +25,8 @@ def _pattern_ids(design: Design) -> np.ndarray:
 
 def aggregate(design: Design) -> Design:
     """The design with duplicate covariate patterns summed; unchanged when nothing repeats."""
-    if design.spec.family not in FAMILIES:
+    how = design.spec.family_object.aggregates
+    if how is None:
         return design
     ids = _pattern_ids(design)
     n_patterns = ids.max() + 1
@@ -39,7 +37,7 @@ def aggregate(design: Design) -> Design:
     groups = [replace(g, codes=g.codes[first], Z=g.Z[first]) for g in design.groups]
     out = replace(design, X=design.X[first], y=y, groups=groups,
                   data=design.data.iloc[first])
-    if design.spec.family == "poisson":
+    if how == "counts":
         offset = np.zeros(design.n) if design.offset is None else design.offset
         exposure = np.bincount(ids, weights=np.exp(offset), minlength=n_patterns)
         return replace(out, offset=np.log(exposure))

@@ -180,24 +180,17 @@ def _check_family_values(frame: pd.DataFrame, spec: ModelSpec, y: np.ndarray,
         raise DataError(f"response {name!r} {what}: values {_values(y[mask])} "
                         f"in row(s): {_rows(idx[mask])}")
 
-    if spec.family == "gaussian" and np.ptp(y) == 0:
-        raise DataError(f"response {name!r} is constant ({_show(y[0])}); nothing to model")
-    if spec.family in ("poisson", "binomial"):
-        bad = (y < 0) | (y != np.round(y))
-        if bad.any():
-            fail(bad, "must be non-negative integer counts")
-    if spec.family == "bernoulli":
-        bad = ~np.isin(y, (0.0, 1.0))
-        if bad.any():
-            fail(bad, "must be 0/1 (or boolean) for family='bernoulli'")
-    if spec.family == "binomial":
+    if trials is not None:
         bad = (trials < 1) | (trials != np.round(trials))
         if bad.any():
             raise DataError(f"trials column {spec.trials!r} must hold integers >= 1: values "
                             f"{_values(trials[bad])} in row(s): {_rows(idx[bad])}")
-        over = y > trials
-        if over.any():
-            fail(over, f"cannot exceed trials {spec.trials!r} ({_values(trials[over])})")
+    for mask, what in spec.family_object.check_response(y, trials):
+        if what == "is constant; nothing to model":
+            raise DataError(f"response {name!r} is constant ({_show(y[0])}); nothing to model")
+        if what == "cannot exceed the trials":
+            what = f"cannot exceed trials {spec.trials!r} ({_values(trials[mask])})"
+        fail(mask, what)
 
 
 def _numeric_column(frame: pd.DataFrame, column: str, role: str) -> np.ndarray:
@@ -256,9 +249,14 @@ def _level_order(frame: pd.DataFrame, term: GroupTerm) -> list[str]:
     return [first[k] for k in sorted(first)]
 
 
+# Transformations a formula may call by their usual names, as in R: ``log(distance)``.
+TRANSFORMS = {"log": np.log, "log1p": np.log1p, "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs}
+
+
 def _design_matrix(rhs: str, frame: pd.DataFrame, where: str):
     try:
-        dm = formulae.design_matrices(rhs, frame, na_action="error").common
+        dm = formulae.design_matrices(rhs, frame, na_action="error",
+                                      extra_namespace=TRANSFORMS).common
     except Exception as exc:
         raise SpecError(f"cannot build {where} {rhs!r}: {exc}") from None
     if dm is None:

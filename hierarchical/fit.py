@@ -15,9 +15,14 @@ from . import predict as prediction
 from .summary import DEFAULT_PROB, summarize
 
 
+def _family_group(name: str) -> str:
+    """The variance-components group of a family parameter: the residual SD, or the family."""
+    return "residual" if name == names.SIGMA else "family"
+
+
 def _parameter_label(group: str, name: str) -> str:
-    """('Subject', 'Days') -> 'Subject_sd[Days]'; the corr and residual rows likewise."""
-    if group == "residual":
+    """('Subject', 'Days') -> 'Subject_sd[Days]'; the corr and family rows likewise."""
+    if group in ("residual", "family"):
         return name
     if name.startswith("corr("):
         return names.corr_entry(group, *name[5:-1].split(", "))
@@ -62,7 +67,7 @@ class Fit:
         """SDs (and correlations) per grouping factor, plus the residual SD.
 
         Index (group, name): ("Subject", "Intercept"), ("Subject", "corr(Intercept, Days)"),
-        ("residual", "sigma").
+        ("residual", "sigma"), and the family's other parameters as ("family", "alpha").
         """
         post, parts = self.posterior, []
         for g in self.model.design.groups:
@@ -74,9 +79,10 @@ class Fit:
                 index = pd.MultiIndex.from_product([[g.name], names.pair_labels(g.term_names)],
                                                    names=["group", "name"])
                 parts.append(summarize(post[names.corr(g.name)], index, prob))
-        if names.SIGMA in post:
-            index = pd.MultiIndex.from_tuples([("residual", "sigma")], names=["group", "name"])
-            parts.append(summarize(post[names.SIGMA].expand_dims("item", axis=-1), index, prob))
+        for extra in self.spec.family_object.extras:   # sigma; alpha, nu, psi, kappa
+            index = pd.MultiIndex.from_tuples([(_family_group(extra.name), extra.name)],
+                                              names=["group", "name"])
+            parts.append(summarize(post[extra.name].expand_dims("item", axis=-1), index, prob))
         if not parts:
             return summarize(None, pd.MultiIndex.from_tuples([], names=["group", "name"]), prob)
         return pd.concat(parts)

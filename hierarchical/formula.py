@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from .exceptions import FormulaError
+from .exceptions import FormulaError, SpecError
 from .spec import GroupTerm, ModelSpec, Prior
 
 _NAME = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
@@ -99,8 +99,9 @@ def _merge_same_factor(terms: list[GroupTerm]) -> list[GroupTerm]:
     return list(merged.values())
 
 
-def parse_formula(formula: str) -> tuple[str, str, list[GroupTerm]]:
-    """Split ``"y ~ x + (1 + x | g)"`` into response, fixed right-hand side and group terms."""
+def parse_formula(formula: str) -> tuple[str, str, list[GroupTerm], dict[str, str]]:
+    """Split ``"y ~ x + (1 + x | g) + offset(log(n))"`` into response, fixed right-hand side,
+    group terms and the offset's role (``{"exposure": "n"}``)."""
     if not isinstance(formula, str):
         raise FormulaError(f"formula must be a string like 'y ~ x + (1 | g)', but got {formula!r}")
     if formula.count("~") != 1:
@@ -110,23 +111,42 @@ def parse_formula(formula: str) -> tuple[str, str, list[GroupTerm]]:
     response = lhs.strip()
     if not _NAME.match(response):
         raise _error(formula, 0, f"response {response!r} must be a single column name")
-    offset = len(lhs) + 1
+    start = len(lhs) + 1
     fixed, groups = [], []
-    for pos, piece in _split_top_level(rhs, offset, formula):
+    for pos, piece in _split_top_level(rhs, start, formula):
         bar = _bar_term(pos, piece, formula)
         if bar is None:
             if "|" in piece:
                 raise _error(formula, pos + piece.index("|"),
                              "a '|' must sit inside parentheses, as in (1 | g)")
-            fixed.append(piece.strip())
+            fixed.append((pos, piece.strip()))
         else:
             groups.extend(bar)
-    fixed_rhs = " + ".join(fixed) if fixed else "1"
-    return response, fixed_rhs, _merge_same_factor(groups)
+    offsets = [(pos, piece) for pos, piece in fixed if piece.startswith("offset(")]
+    if len(offsets) > 1:
+        raise _error(formula, offsets[1][0], "a formula takes at most one offset(...) term")
+    fixed_rhs = " + ".join(piece for _, piece in fixed if not piece.startswith("offset(")) or "1"
+    return response, fixed_rhs, _merge_same_factor(groups), _offset_roles(formula, offsets)
 
 
-def from_formula(formula: str, family: str = "gaussian", *, trials: str | None = None,
-                 offset: str | None = None, exposure: str | None = None,
+_OFFSET = re.compile(r"^offset\(\s*(?:(log)\(\s*([A-Za-z_.][A-Za-z0-9_.]*)\s*\)|([A-Za-z_.][A-Za-z0-9_.]*))\s*\)$")
+
+
+def _offset_roles(formula: str, offsets: list[tuple[int, str]]) -> dict[str, str]:
+    """``offset(log(n))`` is ``exposure="n"``; ``offset(x)`` is ``offset="x"`` (log scale)."""
+    if not offsets:
+        return {}
+    pos, piece = offsets[0]
+    match = _OFFSET.match(piece)
+    if match is None:
+        raise _error(formula, pos, f"offset takes a column or log(column), as in offset(log(n)), "
+                                   f"but got {piece!r}")
+    log, logged, plain = match.groups()
+    return {"exposure": logged} if log else {"offset": plain}
+
+
+def from_formula(formula: str, family: str = "gaussian", *, link: str | None = None,
+                 trials: str | None = None, offset: str | None = None, exposure: str | None = None,
                  priors: dict[str, Prior] | None = None, centered: bool | str | list[str] = "auto"
                  ) -> ModelSpec:
     """Build a `ModelSpec` from an lme4 formula such as ``"Reaction ~ Days + (Days | Subject)"``.
@@ -135,8 +155,12 @@ def from_formula(formula: str, family: str = "gaussian", *, trials: str | None =
     crossed ``(1|a) + (1|b)``, nested ``(1|a/b)`` = ``(1|a) + (1|a:b)``; the fixed part uses
     formulae syntax (``a*b``, ``a:b``, categorical columns treatment-coded as ``x[level]``).
     """
-    response, fixed, groups = parse_formula(formula)
+    response, fixed, groups, in_formula = parse_formula(formula)
+    if in_formula and (offset or exposure):
+        raise SpecError("the formula has an offset(...) term and offset= / exposure= is given "
+                        "too: give one of them")
+    roles = {"offset": offset, "exposure": exposure, **in_formula}
     spec = ModelSpec(response=response, fixed=fixed, groups=tuple(groups), family=family,
-                     trials=trials, offset=offset, exposure=exposure)
+                     link=link, trials=trials, **roles)
     spec = spec.with_priors(priors)
     return spec.with_centered(centered)

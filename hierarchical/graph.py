@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from contextvars import ContextVar
+from types import SimpleNamespace
 import hashlib
 
 import numpy as np
@@ -183,23 +184,26 @@ def linear_predictor(design: Design, entries: dict[str, PriorEntry]):
     return eta
 
 
+PYTENSOR = SimpleNamespace(exp=pt.exp, log=pt.log, expit=pt.sigmoid, erfc=pt.erfc, sqrt=pt.sqrt)
+
+
+def family_parameters(design: Design, entries: dict[str, PriorEntry]) -> dict:
+    """The family's own parameters (sigma, alpha, nu, psi, kappa) as prior variables."""
+    return {extra.name: prior_variable(extra.name, entries[extra.name].prior.dist,
+                                       entries[extra.name].prior.params)
+            for extra in design.spec.family_object.extras}
+
+
 def likelihood(design: Design, eta, entries: dict[str, PriorEntry]):
-    spec, name = design.spec, names.observed_name(design)
+    """The response's distribution: the family's PyMC distribution with its arguments."""
+    family, name = design.spec.family_object, names.observed_name(design)
     # The response is data, not a graph constant: `Model.with_data` refits a new response
     # (simulation-based calibration, bootstrap) with the compiled sampler.
     obs = dict(observed=pm.Data(names.observed_data(name), design.y, dims=names.OBS_DIM),
                dims=names.OBS_DIM)
-    if spec.family == "gaussian":
-        prior = entries[names.SIGMA].prior
-        sigma = prior_variable(names.SIGMA, prior.dist, prior.params)
-        return pm.Normal(name, mu=eta, sigma=sigma, **obs)
-    if spec.family == "meta":
-        return pm.Normal(name, mu=eta, sigma=design.se, **obs)
-    if spec.family == "poisson":
-        return pm.Poisson(name, mu=pt.exp(eta), **obs)
-    if spec.family == "bernoulli":
-        return pm.Bernoulli(name, logit_p=eta, **obs)
-    return pm.Binomial(name, n=design.trials.astype("int64"), logit_p=eta, **obs)
+    mean = family.link.inverse(eta, PYTENSOR)
+    kwargs = family.pymc_kwargs(eta, mean, family_parameters(design, entries), design)
+    return getattr(pm, family.pymc_dist)(name, **kwargs, **obs)
 
 
 def fixed_effects_prior(design: Design, entries: dict[str, PriorEntry]):

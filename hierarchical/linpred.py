@@ -6,7 +6,7 @@ import numpy as np
 import xarray as xr
 from xarray import DataTree
 
-from . import families, names
+from . import names
 from .design import Design
 from .names import observed_name
 
@@ -40,9 +40,11 @@ def in_sample_eta(posterior: xr.Dataset, design: Design) -> np.ndarray:
     return eta_draws(posterior, design.X, groups, design.offset)
 
 
-def sigma_draws(posterior: xr.Dataset) -> np.ndarray | None:
-    """Gaussian residual SD per draw, shaped (chain, draw, 1) to broadcast over rows."""
-    return posterior[names.SIGMA].values[..., None] if names.SIGMA in posterior else None
+def family_draws(posterior: xr.Dataset, design: Design) -> dict[str, np.ndarray]:
+    """The family's own parameters (sigma, alpha, nu, psi, kappa) per draw, shaped
+    (chain, draw, 1) to broadcast over rows."""
+    return {extra.name: posterior[extra.name].values[..., None]
+            for extra in design.spec.family_object.extras}
 
 
 LOGLIK_BLOCK = 1 << 18  # values per block of draws (2 MB of float64)
@@ -59,9 +61,8 @@ def log_likelihood_group(posterior: xr.Dataset, design: Design) -> DataTree:
     step = max(1, LOGLIK_BLOCK // max(chains * design.n, 1))
     for start in range(0, draws, step):
         block = posterior.isel(draw=slice(start, start + step))
-        ll[:, start:start + step] = families.log_likelihood(
-            design.spec.family, design.y, in_sample_eta(block, design),
-            sigma=sigma_draws(block), se=design.se, trials=design.trials)
+        ll[:, start:start + step] = design.spec.family_object.log_likelihood(
+            design.y, in_sample_eta(block, design), family_draws(block, design), design)
     name = observed_name(design)
     data = xr.Dataset({name: (("chain", "draw", "obs"), ll)},
                       coords={"chain": posterior["chain"], "draw": posterior["draw"],

@@ -24,7 +24,7 @@ import pytensor.tensor as pt
 
 from . import names
 from .design import Design
-from .graph import coords, covariance_factor, fixed_effects_prior, prior_variable
+from .graph import coords, covariance_factor, family_parameters, fixed_effects_prior
 from .linpred import group_cholesky
 from .priors import PriorEntry
 
@@ -128,8 +128,7 @@ def build_marginal_model(design: Design, entries: list[PriorEntry], stats) -> pm
         beta = fixed_effects_prior(design, by_label)
         sd, chol = covariance_factor(g, by_label)
         L = pt.diag(sd) if chol is None else sd[:, None] * chol
-        prior = by_label[names.SIGMA].prior
-        sigma = prior_variable(names.SIGMA, prior.dist, prior.params)
+        sigma = family_parameters(design, by_label)[names.SIGMA]
         loglik = marginal_loglik(as_model_data(stats), beta, L, sigma, len(g.term_names))
         pm.Potential(f"{names.observed_name(design)}_marginal", loglik)
     return model

@@ -31,14 +31,15 @@ from .priors import priors_table, resolve_priors
 from .spec import ModelSpec, Prior
 
 
-def _as_spec(spec, family, trials, offset, exposure, priors) -> ModelSpec:
+def _as_spec(spec, family, link, trials, offset, exposure, priors) -> ModelSpec:
     if isinstance(spec, str):
-        return from_formula(spec, family or "gaussian", trials=trials, offset=offset,
+        return from_formula(spec, family or "gaussian", link=link, trials=trials, offset=offset,
                             exposure=exposure, priors=priors)
     if not isinstance(spec, ModelSpec):
         raise SpecError(f"Model needs a ModelSpec (from a template) or an lme4 formula string, "
                         f"but got {type(spec).__name__}")
-    given = {"family": family, "trials": trials, "offset": offset, "exposure": exposure}
+    given = {"family": family, "link": link, "trials": trials, "offset": offset,
+             "exposure": exposure}
     clash = {k: v for k, v in given.items() if v is not None and v != getattr(spec, k)}
     if clash:
         raise SpecError(f"{sorted(clash)} conflict with the spec ({ {k: getattr(spec, k) for k in clash} }); "
@@ -72,12 +73,12 @@ class Model:
     """
 
     def __init__(self, spec: ModelSpec | str, data: pd.DataFrame, *, family: str | None = None,
-                 trials: str | None = None, offset: str | None = None,
+                 link: str | None = None, trials: str | None = None, offset: str | None = None,
                  exposure: str | None = None, priors: dict[str, Prior] | None = None,
                  centered: bool | str | list[str] | None = None, dropna: bool = False,
                  marginalize: bool | str = "auto", aggregate_rows: bool = True,
                  priors_as_data: bool = False):
-        spec = _as_spec(spec, family, trials, offset, exposure, priors)
+        spec = _as_spec(spec, family, link, trials, offset, exposure, priors)
         if centered is not None:
             spec = spec.with_centered(centered)
         self.spec = spec

@@ -27,7 +27,9 @@ SIGMA = "sigma"
 OBS_DIM = "obs"
 
 _SUFFIXES = ("sd", "z", "effect", "total", "corr", "corr_chol", "term", "pair")
-RESERVED = frozenset({FIXED, SIGMA, OBS_DIM, FIXED_DIM})
+# the families' own parameters are named as bambi and brms name them (families.py)
+FAMILY_PARAMETERS = frozenset({SIGMA, "alpha", "nu", "psi", "kappa"})
+RESERVED = frozenset({FIXED, OBS_DIM, FIXED_DIM}) | FAMILY_PARAMETERS
 
 
 def sd(g: str) -> str:

@@ -33,22 +33,6 @@ class Choice:
     reason: str
 
 
-def _link_response(design: Design) -> tuple[np.ndarray, np.ndarray]:
-    """Response on the link scale and its per-row working variance."""
-    y, family = design.y, design.spec.family
-    if family == "gaussian":
-        return y, np.full_like(y, np.nan)
-    if family == "meta":
-        return y, design.se ** 2
-    if family == "poisson":
-        offset = 0.0 if design.offset is None else design.offset
-        rate = np.log(y + 0.5) - offset
-        return rate, 1.0 / (y + 0.5)
-    trials = np.ones_like(y) if design.trials is None else design.trials
-    p = (y + 0.5) / (trials + 1.0)
-    return np.log(p / (1 - p)), 1.0 / (trials * p * (1 - p))
-
-
 def _residuals(design: Design, z: np.ndarray) -> np.ndarray:
     if design.X.shape[1] == 0:
         return z - z.mean()
@@ -71,9 +55,11 @@ def _ratio(g: GroupDesign, resid: np.ndarray, row_var: np.ndarray, gaussian: boo
 
 def choose(design: Design) -> list[Choice]:
     """The parameterisation for every grouping factor whose spec says ``centered="auto"``."""
-    z, row_var = _link_response(design)
+    z, row_var = design.spec.family_object.pilot(design)   # row_var None: estimate sigma^2
     resid = _residuals(design, z)
-    gaussian = design.spec.family == "gaussian"
+    gaussian = row_var is None
+    if gaussian:
+        row_var = np.full_like(z, np.nan)
     choices = []
     for g in design.groups:
         if not g.term.pooled:

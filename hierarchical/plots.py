@@ -189,7 +189,7 @@ def _prior_density(prior, grid: np.ndarray) -> np.ndarray | None:
 
 
 def _variance_draws(fit) -> list[tuple[str, np.ndarray, object]]:
-    """(label, posterior draws, prior) for every SD and the residual SD."""
+    """(label, posterior draws, prior) for every SD and the family's own parameters."""
     post = fit.posterior
     entries = {e.label: e.prior for e in fit.model.prior_entries}
     out = []
@@ -200,8 +200,8 @@ def _variance_draws(fit) -> list[tuple[str, np.ndarray, object]]:
         for t in g.term_names:
             label = names.sd_entry(g.name, t)
             out.append((label, sd.sel({names.term_dim(g.name): t}).values.ravel(), entries.get(label)))
-    if names.SIGMA in post:
-        out.append(("sigma", post[names.SIGMA].values.ravel(), entries.get("sigma")))
+    for extra in fit.spec.family_object.extras:          # sigma, alpha, nu, psi, kappa
+        out.append((extra.name, post[extra.name].values.ravel(), entries.get(extra.name)))
     return out
 
 

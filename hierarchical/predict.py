@@ -9,15 +9,17 @@ and per draw), "zero" uses the population-average effect, "error" refuses.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import families, names
+from . import names
 from .design import (Design, GroupDesign, _check_columns, _handle_missing, _numeric_column,
                      log_offset, row_labels)
 from .exceptions import DataError, SpecError
-from .linpred import eta_draws, group_cholesky, sigma_draws
+from .linpred import eta_draws, family_draws, group_cholesky
 from .summary import DEFAULT_PROB, interval_columns
 
 KINDS = ("link", "mean", "response")
@@ -103,14 +105,16 @@ def predict(fit, newdata: pd.DataFrame | None = None, *, kind: str = "mean",
         groups.append((g.name, codes, Z))
         effects[g.name] = _new_effects(posterior, g, len(unseen), new_groups, rng)
     eta = eta_draws(posterior, X, groups, log_offset(frame, spec), effects)
-    values = eta
+    values, family = eta, spec.family_object
+    extra = family_draws(posterior, design)
     if kind == "mean":
-        values = families.inverse_link(spec.family, eta)
+        values = family.mean(eta, extra)
     elif kind == "response":
-        sigma = sigma_draws(posterior)
-        se = _numeric_column(frame, spec.se, "standard error") if spec.se else None
-        trials = _numeric_column(frame, spec.trials, "trials") if spec.trials else None
-        values = families.draw_response(spec.family, eta, rng, sigma=sigma, se=se, trials=trials)
+        rows = SimpleNamespace(
+            se=_numeric_column(frame, spec.se, "standard error") if spec.se else None,
+            trials=_numeric_column(frame, spec.trials, "trials") if spec.trials else None,
+            offset=None)
+        values = family.draw(eta, extra, rows, rng)
     draws = xr.DataArray(values, dims=("chain", "draw", "obs"),
                          coords={"chain": posterior["chain"], "draw": posterior["draw"],
                                  "obs": np.asarray(frame.index)})

@@ -25,7 +25,7 @@ QUANTILES = (0.05, 0.5, 0.95)
 
 def _outcome(values: np.ndarray, design) -> np.ndarray:
     """Rows on the outcome scale: proportions for binomial rows, else as they are."""
-    return values / design.trials if design.spec.family == "binomial" else values
+    return values / design.trials if design.spec.family_object.needs_trials else values
 
 
 def _level_mean_sd(values: np.ndarray, codes: np.ndarray, n_levels: int) -> np.ndarray:

@@ -2,21 +2,27 @@
 
 The rule (rstanarm-style autoscaling, on the link scale):
 
-* ``s`` is the outcome scale: sd(y) for Gaussian models, sd of the estimates for a
-  meta-analysis (mean se when there is one site), and 1 for logit / log links.
-* ``m`` is the outcome location on the link scale: mean(y); log(mean(y / exposure)) for
-  Poisson; logit(mean(y / trials)) for logit models (clipped to [0.01, 0.99]).
+* ``s`` is the outcome scale: sd(y) for Gaussian and t models, sd of the estimates for a
+  meta-analysis (mean se when there is one site), and 1 for log / logit / probit / cloglog
+  links (``Family.outcome_scale``).
+* ``m`` is the outcome location on the link scale: mean(y); g(mean(y / exposure)) for the
+  count and Gamma families; g(mean(y / trials)) for binomial models (clipped to
+  [0.01, 0.99]); g(mean(y)) for the Beta.
 * slope of column x: ``Normal(0, 2.5 s / sd(x))``.
 * ``Intercept``: ``Normal(m, sqrt((2.5 s)^2 + sum_k (2.5 s / sd(x_k))^2 mean(x_k)^2))``, i.e.
   the prior implied for the intercept at x = 0 when the intercept at the predictor means
   is ``Normal(m, 2.5 s)``: predictors need not be centred.
 * group SD of term z: ``HalfNormal(s / sd(z))`` (``sd(z) = 1`` for the intercept).
 * correlations: ``LKJ(eta=2)``, mildly favouring small correlations.
-* Gaussian residual SD ``sigma``: ``HalfNormal(s)``.
+* each family's own parameters (``Family.extra_priors``): Gaussian and t ``sigma``
+  ``HalfNormal(sd(y))``; t ``nu`` ``Gamma(2, 0.1)``; negative-binomial and Gamma shape
+  ``alpha`` and Beta precision ``kappa``: ``LogNormal`` centred on their moment estimate with
+  SD 2; zero-inflation ``psi`` ``Beta(1, 1)``.
 
 Override keys (DESIGN.md): ``"Intercept"``, a fixed term name, ``"fixed"`` (all
 non-intercept fixed effects), ``"<group>_sd"``, ``"<group>_sd[<term>]"``, ``"<group>_corr"``,
-``"sigma"``; for a factor with ``pooling="none"``, ``"<group>_coef"`` and
+``"sigma"`` and the other family parameters by name (``"alpha"``, ``"nu"``, ``"psi"``,
+``"kappa"``); for a factor with ``pooling="none"``, ``"<group>_coef"`` and
 ``"<group>_coef[<term>]"`` (each level's own coefficients, by default the fixed-effect prior
 of the same term). The most specific key wins.
 """
@@ -41,6 +47,7 @@ LOCATION_SCALE = {"Normal", "StudentT", "Cauchy", "Laplace", "Logistic", "SkewNo
 POSITIVE = {"HalfNormal", "HalfCauchy", "HalfStudentT", "Exponential", "Gamma",
             "InverseGamma", "LogNormal", "Weibull", "HalfFlat", "Uniform", "TruncatedNormal"}
 CORRELATION = {"LKJ", "LKJCorr"}
+UNIT = {"Beta", "Uniform", "Kumaraswamy"}
 POSITIVE_PARAMS = {"sigma", "beta", "lam", "nu", "eta", "alpha", "tau"}
 
 
@@ -50,30 +57,14 @@ class PriorEntry:
 
     label: str        # e.g. "Days", "Subject_sd[Days]", "Subject_corr", "sigma"
     key: str          # the most specific override key for it
-    kind: str         # "fixed" | "sd" | "corr" | "sigma"
+    kind: str         # "fixed" | "coef" | "sd" | "corr" | a family parameter's support:
+                      # "positive" (sigma, alpha, nu, kappa) | "unit" (psi)
     prior: Prior
     source: str
 
 
 def _r(x: float) -> float:
     return float(f"{x:.4g}")
-
-
-def _outcome_scale(design: Design) -> tuple[float, float, str, str]:
-    """(location m, scale s, how m was found, how s was found) on the link scale."""
-    spec, y = design.spec, design.y
-    name = spec.response
-    if spec.family == "gaussian":
-        return float(y.mean()), float(y.std(ddof=1)), f"mean({name})", f"sd({name})"
-    if spec.family == "meta":
-        s = float(y.std(ddof=1)) if len(y) > 1 else float(design.se.mean())
-        return float(y.mean()), s, f"mean({name})", f"sd({name})"
-    if spec.family == "poisson":
-        rate = y if design.offset is None else y / np.exp(design.offset)
-        return math.log(max(rate.mean(), 1e-2)), 1.0, f"log(mean rate of {name})", "unit (log link)"
-    p = y.mean() if spec.family == "bernoulli" else (y / design.trials).mean()
-    p = min(max(p, 0.01), 0.99)
-    return math.log(p / (1 - p)), 1.0, f"logit(mean {name})", "unit (logit link)"
 
 
 def _column_sd(values: np.ndarray) -> float:
@@ -132,7 +123,8 @@ def _pooled_priors(g, s: float, s_src: str) -> list[PriorEntry]:
 
 def default_priors(design: Design) -> list[PriorEntry]:
     """The data-scaled default prior for every parameter of the model."""
-    outcome = _outcome_scale(design)
+    family = design.spec.family_object
+    outcome = family.outcome_scale(design)
     m, s, m_src, s_src = outcome
     intercept_scale = _intercept_scale(design, s)
     entries: list[PriorEntry] = []
@@ -142,9 +134,9 @@ def default_priors(design: Design) -> list[PriorEntry]:
     for g in design.groups:
         entries += (_pooled_priors(g, s, s_src) if g.term.pooled else
                     _unpooled_priors(g, outcome, intercept_scale))
-    if design.spec.family == "gaussian":
-        entries.append(PriorEntry("sigma", "sigma", "sigma", Prior("HalfNormal", sigma=_r(s)),
-                                  f"default: {s_src} = {_r(s)}"))
+    supports = {extra.name: extra.support for extra in family.extras}
+    for name, (prior, source) in family.extra_priors(design).items():
+        entries.append(PriorEntry(name, name, supports[name], prior, source))
     return entries
 
 
@@ -159,11 +151,13 @@ def _keys_for(entry: PriorEntry) -> list[str]:
 
 def _validate(key: str, prior: Prior, kind: str) -> None:
     allowed = {"fixed": LOCATION_SCALE | POSITIVE, "coef": LOCATION_SCALE | POSITIVE,
-               "sd": POSITIVE, "sigma": POSITIVE, "corr": CORRELATION}[kind]
+               "sd": POSITIVE, "positive": POSITIVE, "unit": UNIT, "corr": CORRELATION}[kind]
     if prior.dist not in allowed:
+        why = {"sd": " (an SD needs a positive distribution)",
+               "positive": " (this parameter is positive)",
+               "unit": " (this parameter is a probability)"}.get(kind, "")
         raise PriorError(f"prior for {key!r} must be one of {sorted(allowed)}, but got "
-                         f"{prior.dist!r}" + (" (an SD needs a positive distribution)"
-                                              if kind in ("sd", "sigma") else ""))
+                         f"{prior.dist!r}{why}")
     for name, value in prior.params.items():
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
             raise PriorError(f"prior {prior!r} for {key!r}: parameter {name} must be a finite "

@@ -104,8 +104,8 @@ def _builtin_targets(fit) -> dict[str, Target]:
             for i, (a, b) in enumerate(names.pairs(g.term_names)):
                 out[names.corr_entry(g.name, g.term_names[a], g.term_names[b])] = (
                     lambda _, g=g, i=i: post[names.corr(g.name)].isel({names.pair_dim(g.name): i}).values)
-    if names.SIGMA in post:
-        out["sigma"] = lambda _: post[names.SIGMA].values
+    for extra in design.spec.family_object.extras:    # sigma, alpha, nu, psi, kappa
+        out[extra.name] = lambda _, name=extra.name: post[name].values
     for i, g in enumerate(pooled):
         out[f"icc[{g.name}]"] = lambda _, i=i: icc()[..., i]
         for t, term in enumerate(g.term_names):

@@ -5,7 +5,7 @@ All three are computed from one fit's draws (no refitting), on numpy arrays.
 **Model-based shrinkage** of level j of factor g. Given the hyperparameters and the rest of
 the linear predictor, the effects u_j have prior precision Sigma^-1 and gain precision
 A_j = sum_{i in j} w_i z_i z_i^T from the data, w_i being the Fisher information of row i
-about its linear predictor (``families.working_weight``: 1 / sigma^2 for Gaussian rows,
+about its linear predictor (``Family.working_weight``: 1 / sigma^2 for Gaussian rows,
 mu_i for Poisson, n_i p_i (1 - p_i) for logit, 1 / se_i^2 for a meta-analysis). The
 conditional posterior mean is the prior mean plus (A_j + Sigma^-1)^-1 A_j times the data's
 own estimate, so the fraction pulled back to the population is
@@ -42,9 +42,9 @@ import pandas as pd
 import scipy.sparse as sp
 import xarray as xr
 
-from . import families, names
+from . import names
 from .exceptions import SpecError
-from .linpred import group_cholesky, in_sample_eta, sigma_draws
+from .linpred import family_draws, group_cholesky, in_sample_eta
 from .summary import DEFAULT_PROB, interval_columns, summarize
 
 MAX_DRAWS = 500  # model-based shrinkage averages over at most this many (thinned) draws
@@ -59,8 +59,7 @@ def _thinned(posterior: xr.Dataset) -> xr.Dataset:
 def _row_weights(posterior: xr.Dataset, design) -> np.ndarray:
     """w_i per draw and row: (chain, draw, rows)."""
     eta = in_sample_eta(posterior, design)
-    return families.working_weight(design.spec.family, eta, sigma=sigma_draws(posterior),
-                                   se=design.se, trials=design.trials)
+    return design.spec.family_object.working_weight(eta, family_draws(posterior, design), design)
 
 
 def shrinkage_draws(posterior: xr.Dataset, design, g, chunk: int = 250) -> np.ndarray:
@@ -186,22 +185,16 @@ def _factor_variances(posterior: xr.Dataset, design) -> dict[str, np.ndarray]:
 
 def _residual_variance(posterior: xr.Dataset, design, total_group_var: np.ndarray
                        ) -> tuple[np.ndarray, str]:
-    family = design.spec.family
-    if family == "gaussian":
-        return posterior[names.SIGMA].values ** 2, "sigma^2"
-    if family in ("bernoulli", "binomial"):
-        return np.full_like(total_group_var, np.pi ** 2 / 3), "pi^2/3 (logit latent scale)"
-    if family == "meta":
-        w = 1.0 / design.se ** 2
-        typical = (len(w) - 1) * w.sum() / (w.sum() ** 2 - (w ** 2).sum())
-        return np.full_like(total_group_var, typical), "typical within-study variance (I^2)"
+    """The family's latent-scale residual variance (``Family.latent_variance``), given the
+    population part of eta plus half the group variance at every row (for the families
+    whose variance depends on the mean: the log-normal mean of each row)."""
     fixed = np.zeros((*total_group_var.shape, design.n))
     if design.X.shape[1]:
         fixed = np.einsum("cdp,np->cdn", posterior[names.FIXED].values, design.X)
     if design.offset is not None:
         fixed = fixed + design.offset
-    rate = np.exp(fixed + 0.5 * total_group_var[..., None]).mean(axis=-1)
-    return np.log1p(1.0 / rate), "ln(1 + 1/lambda) (Poisson, log-normal approximation)"
+    eta_rows = fixed + 0.5 * total_group_var[..., None]
+    return design.spec.family_object.latent_variance(eta_rows, family_draws(posterior, design), design)
 
 
 def icc(fit, prob: float = DEFAULT_PROB) -> ICC:

@@ -7,62 +7,13 @@ names only (columns, terms, families); data are bound later by `design.py`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
 
+from . import families
 from .exceptions import PriorError, SpecError
+from .prior import Prior
 
 POOLING = ("partial", "none")
-FAMILIES = ("gaussian", "poisson", "bernoulli", "binomial", "meta")
-LINKS = {"gaussian": "identity", "meta": "identity", "poisson": "log", "bernoulli": "logit",
-         "binomial": "logit"}
-
-
-class Prior:
-    """A named PyMC distribution with fixed parameters, e.g. ``Prior("Normal", mu=0, sigma=5)``."""
-
-    __slots__ = ("dist", "_params")
-
-    def __init__(self, dist: str, **params: Any):
-        if not isinstance(dist, str) or not dist:
-            raise PriorError(f"Prior distribution must be a PyMC distribution name, but got {dist!r}")
-        object.__setattr__(self, "dist", dist)
-        object.__setattr__(self, "_params", tuple(sorted(params.items())))
-
-    def __setattr__(self, name, value):
-        raise AttributeError("Prior is immutable")
-
-    def __reduce__(self):  # pickling (process and Dask workers) goes through __init__
-        return (_make_prior, (self.dist, self._params))
-
-    @property
-    def params(self) -> dict[str, Any]:
-        return dict(self._params)
-
-    def __eq__(self, other):
-        return isinstance(other, Prior) and (self.dist, self._params) == (other.dist, other._params)
-
-    def __hash__(self):
-        return hash((self.dist, tuple((k, float(v)) for k, v in self._params)))
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={_fmt(v)}" for k, v in self._params)
-        return f"{self.dist}({args})"
-
-    def to_dict(self) -> dict:
-        return {"dist": self.dist, **{k: float(v) for k, v in self._params}}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Prior":
-        d = dict(d)
-        return cls(d.pop("dist"), **d)
-
-
-def _make_prior(dist: str, params: tuple) -> Prior:
-    return Prior(dist, **dict(params))
-
-
-def _fmt(v) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else repr(v)
+FAMILIES = tuple(families.FAMILIES)
 
 
 @dataclass(frozen=True)
@@ -119,6 +70,7 @@ class ModelSpec:
     fixed: str = "1"
     groups: tuple[GroupTerm, ...] = ()
     family: str = "gaussian"
+    link: str | None = None          # None: the family's default link
     trials: str | None = None
     offset: str | None = None
     exposure: str | None = None
@@ -126,19 +78,20 @@ class ModelSpec:
     priors: tuple[tuple[str, Prior], ...] = field(default=())
 
     def __post_init__(self):
-        if self.family not in FAMILIES:
-            raise SpecError(f"family must be one of {FAMILIES}, but got {self.family!r}")
+        family = self.family_object    # validates the family and its link
         if not isinstance(self.response, str) or not self.response:
             raise SpecError(f"response must be a column name, but got {self.response!r}")
-        if self.family == "binomial" and self.trials is None:
-            raise SpecError("family='binomial' needs trials=<column with the number of trials>")
-        if self.trials is not None and self.family != "binomial":
+        if family.needs_trials and self.trials is None:
+            raise SpecError(f"family={self.family!r} needs trials=<column with the number of trials>")
+        if self.trials is not None and not family.needs_trials:
             raise SpecError(f"trials={self.trials!r} only applies to family='binomial', not {self.family!r}")
-        if (self.offset or self.exposure) and self.family != "poisson":
-            raise SpecError(f"offset/exposure only apply to family='poisson', not {self.family!r}")
+        if (self.offset or self.exposure) and not family.log_link_offsets:
+            log_families = sorted(n for n, f in families.FAMILIES.items() if f.log_link_offsets)
+            raise SpecError(f"offset/exposure apply to the log-link families {log_families}, "
+                            f"not {self.family!r}")
         if self.offset and self.exposure:
             raise SpecError("give either offset= (log scale) or exposure= (positive), not both")
-        if (self.se is None) != (self.family != "meta"):
+        if (self.se is None) == family.needs_se:
             raise SpecError("se= (known standard errors) is required for, and only for, meta-analysis")
         names = [g.group for g in self.groups]
         dupes = sorted({n for n in names if names.count(n) > 1})
@@ -150,8 +103,9 @@ class ModelSpec:
                 raise PriorError(f"prior for {key!r} must be a hier.Prior, but got {prior!r}")
 
     @property
-    def link(self) -> str:
-        return LINKS[self.family]
+    def family_object(self) -> families.Family:
+        """The `families.Family` with its link (the family's default when ``link`` is None)."""
+        return families.get(self.family, self.link)
 
     @property
     def prior_overrides(self) -> dict[str, Prior]:
@@ -159,7 +113,9 @@ class ModelSpec:
 
     @property
     def formula(self) -> str:
-        rhs = " + ".join([self.fixed] + [g.formula for g in self.groups])
+        offset = ([f"offset(log({self.exposure}))"] if self.exposure else
+                  [f"offset({self.offset})"] if self.offset else [])
+        rhs = " + ".join([self.fixed] + [g.formula for g in self.groups] + offset)
         return f"{self.response} ~ {rhs}"
 
     def with_priors(self, priors: dict[str, Prior] | None) -> "ModelSpec":
@@ -187,6 +143,7 @@ class ModelSpec:
 
     def to_dict(self) -> dict:
         return {"response": self.response, "fixed": self.fixed, "family": self.family,
+                "link": self.link,
                 "groups": [vars(g).copy() for g in self.groups],
                 "trials": self.trials, "offset": self.offset, "exposure": self.exposure,
                 "se": self.se, "priors": {k: p.to_dict() for k, p in self.priors}}

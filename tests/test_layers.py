@@ -10,7 +10,7 @@ import pytest
 import hierarchical as hier
 
 LAYERS = [
-    ("base", {"__init__", "exceptions", "names", "spec", "families"}),
+    ("base", {"__init__", "exceptions", "names", "prior", "families", "spec"}),
     ("describe", {"formula", "templates", "datasets", "model_file"}),
     ("bind", {"design", "aggregate", "priors", "parameterisation"}),
     ("build", {"linpred", "graph", "marginal"}),

@@ -18,6 +18,9 @@ FILES = {
     "dyestuff": "dyestuff.csv",
     "contraception": "contraception.csv",
     "mmmec": "mmmec.csv",
+    "salamanders": "salamanders.csv",
+    "earthquake": "earthquake.csv",
+    "gasolineyield": "gasolineyield.csv",
 }
 
 
