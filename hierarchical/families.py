@@ -77,6 +77,18 @@ class Link:
             return np.log(-np.expm1(-e)), -e
         raise SpecError(f"link {self.name!r} is not a link for probabilities")
 
+    def bernoulli_information(self, eta: np.ndarray) -> np.ndarray:
+        """(dmu/deta)^2 / (mu (1 - mu)): one trial's Fisher information about eta, stable
+        where mu rounds to 0 or 1."""
+        if self.name == "logit":
+            p = special.expit(eta)
+            return p * (1 - p)
+        if self.name == "probit":
+            log_phi = -0.5 * eta ** 2 - 0.5 * math.log(2 * math.pi)
+            return np.exp(2 * log_phi - special.log_ndtr(eta) - special.log_ndtr(-eta))
+        with np.errstate(over="ignore"):                  # cloglog: e^(2 eta) / (e^(e^eta) - 1)
+            return np.exp(2 * eta) / np.expm1(np.exp(eta))
+
     def dmu_deta(self, eta: np.ndarray) -> np.ndarray:
         if self.name == "identity":
             return np.ones_like(eta)
@@ -539,8 +551,7 @@ class Binomial(Family):
         return rng.binomial(n, self.link.inverse(eta)).astype(float)
 
     def working_weight(self, eta, extra, design):
-        p = self.link.inverse(eta)
-        return self._trials(design) * self.link.dmu_deta(eta) ** 2 / (p * (1 - p))
+        return self._trials(design) * self.link.bernoulli_information(eta)
 
     def latent_variance(self, eta_rows, extra, design):
         value, label = _LATENT_BINARY[self.link.name]

@@ -28,6 +28,7 @@ ESTIMATES = {
     "epilepsy": ("lbase", 0.7, 1.3),                     # Breslow & Clayton: about 1.0
     "cbpp_logit": ("C(period)[4]", -2.6, -0.6),          # lme4: -1.58
     "eight_schools": ("Intercept", -2.0, 12.0),          # BDA: about 4.4
+    "salamanders_negbin": ("mined[yes]", -3.2, -1.3),    # glmmTMB: -2.26
 }
 
 

@@ -262,3 +262,43 @@ def test_model_files_take_the_new_families_and_links(tmp_path):
                     'response = "count"\ngroup = "site"\npredictors = ["mined"]\n'
                     'family = "zero_inflated_negativebinomial"\n')
     assert model_file.load(path).spec().family == "zero_inflated_negativebinomial"
+
+
+DOWNSTREAM = [("t", None), ("negativebinomial", None), ("zero_inflated_poisson", None),
+              ("zero_inflated_negativebinomial", None), ("gamma", None), ("beta", None),
+              ("bernoulli", "probit"), ("bernoulli", "cloglog")]
+
+
+@pytest.mark.parametrize("name, link", DOWNSTREAM, ids=[f"{n}-{l or 'default'}" for n, l in DOWNSTREAM])
+def test_every_reading_step_works_for_every_family(name, link, tmp_path):
+    """Tables, predictions (link / mean / response, seen and new levels), LOO, shrinkage,
+    ICC, pooling factors, plots and a save / load round trip, on prior draws (no sampling)."""
+    from .conftest import prior_fit
+
+    frame = _frame(name, link)
+    model = hier.Model("y ~ x + (1 | g)", frame, family=name, link=link)
+    fit = prior_fit(model, draws=30)
+    extras = [e.name for e in model.spec.family_object.extras]
+    vc = fit.variance_components()
+    assert [n for _, n in vc.index][1:] == extras
+    new = pd.DataFrame({"x": [0.0, 1.0], "g": [0, 999]})
+    for kind in ("link", "mean", "response"):
+        table = fit.predict(new, kind=kind, random_seed=1)
+        assert np.isfinite(table["mean"]).all(), (kind, table)
+    mean = fit.predict(kind="mean", summary=False).values
+    if name in ("beta", "bernoulli"):
+        assert ((mean >= 0) & (mean <= 1)).all()
+    else:
+        assert (mean > 0).all() or name == "t"
+    assert np.isfinite(fit.idata.log_likelihood["y"].values).all()
+    assert fit.shrinkage()["shrinkage_model"].between(0, 1).all()
+    icc = fit.icc().summary
+    assert np.isfinite(icc["mean"]).all() or name == "t"    # t: nu <= 2 has no variance
+    assert fit.pooling_factors()["pooling_factor"].notna().all()
+    hier.plots.caterpillar(fit)
+    hier.plots.variance_components(fit)
+    fit.save(tmp_path / "fit.nc")
+    loaded = hier.load(tmp_path / "fit.nc")
+    assert loaded.model.resolved_spec == model.resolved_spec
+    np.testing.assert_array_equal(loaded.idata.log_likelihood["y"].values,
+                                  fit.idata.log_likelihood["y"].values)

@@ -37,8 +37,8 @@ def test_committed_notebook_is_its_executed_source(name):
 EVERY_SESSION = "radon_intercepts"
 
 
-@pytest.mark.parametrize("name", [n if n == EVERY_SESSION else pytest.param(n, marks=pytest.mark.slow)
-                                  for n in NAMES])
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.integration if n == EVERY_SESSION
+                                               else pytest.mark.slow) for n in NAMES])
 def test_notebook_executes(name, monkeypatch):
     monkeypatch.setenv("HIERARCHICAL_QUICK", "1")
     nb = builder.execute(builder.from_source(builder.SOURCES / f"{name}.py"))
