@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.special import ndtr
 
 import hierarchical as hier
 from hierarchical import calibration
@@ -206,6 +207,137 @@ def simulate_meta_analysis(rng, data):
     return truth, data.assign(y=y)
 
 
+# --- the families of issue 18: overdispersed and zero-inflated counts, t, Gamma, Beta, links --
+# Each on 12 groups of 8 rows with x ~ N(0, 1), non-centred, every prior explicit (the
+# family's own parameter included) and simulated in numpy from the family's definition.
+
+FAMILY_PRIORS = {"Intercept": P("Normal", mu=0.5, sigma=0.5), "x": P("Normal", mu=0, sigma=0.5),
+                 "g_sd": P("HalfNormal", sigma=0.5), "alpha": P("Gamma", alpha=4, beta=1),
+                 "psi": P("Beta", alpha=4, beta=2), "sigma": P("HalfNormal", sigma=1),
+                 "nu": P("Gamma", alpha=4, beta=0.5), "kappa": P("Gamma", alpha=4, beta=0.2)}
+EXTRAS = {"negativebinomial": ("alpha",), "zero_inflated_poisson": ("psi",),
+          "zero_inflated_negativebinomial": ("alpha", "psi"), "t": ("sigma", "nu"),
+          "gamma": ("alpha",), "beta": ("kappa",), "bernoulli": (), "binomial": ()}
+BASE_RESPONSE = {"negativebinomial": lambda rng, n: rng.poisson(2, n),
+                 "zero_inflated_poisson": lambda rng, n: rng.poisson(2, n),
+                 "zero_inflated_negativebinomial": lambda rng, n: rng.poisson(2, n),
+                 "t": lambda rng, n: rng.normal(size=n), "gamma": lambda rng, n: rng.gamma(2, 1, n),
+                 "beta": lambda rng, n: rng.beta(2, 2, n),
+                 "bernoulli": lambda rng, n: np.tile([0, 1], n // 2),
+                 "binomial": lambda rng, n: rng.binomial(10, 0.4, n)}
+
+
+def _family_model(family: str, link: str | None = None):
+    rng = np.random.default_rng(6)
+    g = _levels(np.full(12, 8))
+    frame = pd.DataFrame({"y": BASE_RESPONSE[family](rng, g.size).astype(float),
+                          "x": rng.normal(size=g.size), "g": g})
+    extra = {}
+    if family == "binomial":
+        frame["n"] = 10
+        extra["trials"] = "n"
+    keys = ("Intercept", "x", "g_sd", *EXTRAS[family])
+    return hier.Model("y ~ x + (1 | g)", frame, family=family, link=link, centered=False,
+                      aggregate_rows=False, priors={k: FAMILY_PRIORS[k] for k in keys}, **extra)
+
+
+def _simulate_family(rng, data, family: str, link: str | None = None):
+    g, n_groups = _level_index(data)
+    b0, b1, tau = rng.normal(0.5, 0.5), rng.normal(0, 0.5), _half_normal(rng, 0.5)
+    u = rng.normal(0, tau, n_groups)
+    eta = b0 + b1 * data["x"].to_numpy() + u[g]
+    truth = {"beta[Intercept]": b0, "beta[x]": b1, "g_sd[Intercept]": tau,
+             "g_effect[g00, Intercept]": u[0]}
+    draws = {"alpha": lambda: rng.gamma(4, 1), "psi": lambda: rng.beta(4, 2),
+             "sigma": lambda: _half_normal(rng), "nu": lambda: rng.gamma(4, 2),
+             "kappa": lambda: rng.gamma(4, 5)}
+    extra = {name: draws[name]() for name in EXTRAS[family]}
+    truth.update(extra)
+    n = len(data)
+    if family in ("negativebinomial", "zero_inflated_negativebinomial"):
+        mu, a = np.exp(eta), extra["alpha"]
+        y = rng.negative_binomial(a, a / (a + mu)).astype(float)
+    elif family == "zero_inflated_poisson":
+        y = rng.poisson(np.exp(eta)).astype(float)
+    elif family == "t":
+        y = eta + extra["sigma"] * rng.standard_t(extra["nu"], n)
+    elif family == "gamma":
+        y = rng.gamma(extra["alpha"], np.exp(eta) / extra["alpha"])
+    elif family == "beta":
+        mu, k = 1 / (1 + np.exp(-eta)), extra["kappa"]
+        y = np.clip(rng.beta(mu * k, (1 - mu) * k), 1e-12, 1 - 1e-12)   # keep (0, 1) open
+    else:                                                   # probit / cloglog probabilities
+        p = ndtr(eta) if link == "probit" else -np.expm1(-np.exp(eta))
+        y = rng.binomial(data["n"].to_numpy() if family == "binomial" else 1, p).astype(float)
+    if "psi" in extra:
+        y = np.where(rng.random(n) < extra["psi"], y, 0.0)
+    return truth, data.assign(y=y)
+
+
+def negativebinomial():
+    return _family_model("negativebinomial")
+
+
+def simulate_negativebinomial(rng, data):
+    return _simulate_family(rng, data, "negativebinomial")
+
+
+def zero_inflated_poisson():
+    return _family_model("zero_inflated_poisson")
+
+
+def simulate_zero_inflated_poisson(rng, data):
+    return _simulate_family(rng, data, "zero_inflated_poisson")
+
+
+def zero_inflated_negativebinomial():
+    return _family_model("zero_inflated_negativebinomial")
+
+
+def simulate_zero_inflated_negativebinomial(rng, data):
+    return _simulate_family(rng, data, "zero_inflated_negativebinomial")
+
+
+def student_t():
+    return _family_model("t")
+
+
+def simulate_student_t(rng, data):
+    return _simulate_family(rng, data, "t")
+
+
+def gamma_log():
+    return _family_model("gamma")
+
+
+def simulate_gamma_log(rng, data):
+    return _simulate_family(rng, data, "gamma")
+
+
+def beta_logit():
+    return _family_model("beta")
+
+
+def simulate_beta_logit(rng, data):
+    return _simulate_family(rng, data, "beta")
+
+
+def binomial_probit():
+    return _family_model("binomial", "probit")
+
+
+def simulate_binomial_probit(rng, data):
+    return _simulate_family(rng, data, "binomial", "probit")
+
+
+def bernoulli_cloglog():
+    return _family_model("bernoulli", "cloglog")
+
+
+def simulate_bernoulli_cloglog(rng, data):
+    return _simulate_family(rng, data, "bernoulli", "cloglog")
+
+
 CASES = {case.name: case for case in [
     calibration.SBCCase("gaussian_intercepts", gaussian_intercepts, simulate_gaussian_intercepts),
     calibration.SBCCase("gaussian_intercepts_marginal", gaussian_intercepts_marginal,
@@ -217,7 +349,19 @@ CASES = {case.name: case for case in [
     calibration.SBCCase("binomial_logit", binomial_logit, simulate_binomial_logit),
     calibration.SBCCase("bernoulli_logit", bernoulli_logit, simulate_bernoulli_logit),
     calibration.SBCCase("meta_analysis", meta_analysis, simulate_meta_analysis),
+    calibration.SBCCase("negativebinomial", negativebinomial, simulate_negativebinomial),
+    calibration.SBCCase("zero_inflated_poisson", zero_inflated_poisson,
+                        simulate_zero_inflated_poisson),
+    calibration.SBCCase("zero_inflated_negativebinomial", zero_inflated_negativebinomial,
+                        simulate_zero_inflated_negativebinomial),
+    calibration.SBCCase("student_t", student_t, simulate_student_t),
+    calibration.SBCCase("gamma_log", gamma_log, simulate_gamma_log),
+    calibration.SBCCase("beta_logit", beta_logit, simulate_beta_logit),
+    calibration.SBCCase("binomial_probit", binomial_probit, simulate_binomial_probit),
+    calibration.SBCCase("bernoulli_cloglog", bernoulli_cloglog, simulate_bernoulli_cloglog),
 ]}
+FAMILY_CASES = ["negativebinomial", "zero_inflated_poisson", "zero_inflated_negativebinomial",
+                "student_t", "gamma_log", "beta_logit", "binomial_probit", "bernoulli_cloglog"]
 
 
 def print_table(table: pd.DataFrame, ranks: pd.DataFrame) -> None:

@@ -30,7 +30,8 @@ def our_row(fit, entry: PriorEntry) -> pd.Series:
         return fit.fixed_effects().loc[entry.label]
     if entry.kind == "sd":
         return fit.variance_components().loc[group_and_term(entry.label)]
-    return fit.variance_components().loc[("residual", entry.label)]
+    group = "residual" if entry.label == "sigma" else "family"      # alpha, nu, psi, kappa
+    return fit.variance_components().loc[(group, entry.label)]
 
 
 def bambi_row(posterior, variable: str, level: str | None) -> pd.Series:
@@ -43,13 +44,16 @@ def bambi_row(posterior, variable: str, level: str | None) -> pd.Series:
                       "r_hat": float(az.rhat(draws))})
 
 
-def compare(formula: str, data: pd.DataFrame, family: str = "gaussian") -> pd.DataFrame:
+def compare(formula: str, data: pd.DataFrame, family: str = "gaussian",
+            link: str | None = None) -> pd.DataFrame:
     """Per parameter: posterior mean, MCSE of the mean and r_hat from both programs.
 
-    bambi has no correlated group effects: our ``||`` is its ``|``."""
-    model = hier.Model(formula, data, family=family)
+    bambi has no correlated group effects: our ``||`` is its ``|``. The family's own
+    parameters (alpha, nu, psi, kappa, sigma) have the same names and priors in both."""
+    model = hier.Model(formula, data, family=family, link=link)
     fit = model.fit(random_seed=SEED_OURS, **SAMPLING)
     bambi_model = bmb.Model(formula.replace("||", "|"), data, family=family,
+                            link=link or model.spec.family_object.link.name,
                             center_predictors=False, priors=bambi_priors(model))
     posterior = bambi_model.fit(random_seed=SEED_BAMBI, **SAMPLING).posterior
     rows = {}

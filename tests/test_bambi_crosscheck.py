@@ -5,7 +5,11 @@
   independent SDs); we integrate the county effects out, bambi samples them non-centred;
 * epilepsy (MASS ``epil``), Poisson: ``y ~ trt + lbase + lage + V4 + (1 | subject)``;
 * contraception (mlmRev ``Contraception``), Bernoulli: ``use01 ~ age + urban + (1 | district)``
-  with ``use01`` = (use == 'Y').
+  with ``use01`` = (use == 'Y');
+* the families that bambi shares with us, each with its own parameter under the same name and
+  prior: negative binomial (epil, ``alpha``), zero-inflated Poisson (Salamanders, ``psi``),
+  Student-t (sleepstudy, ``sigma`` and ``nu``), Gamma (Dyestuff, ``alpha``), Beta
+  (GasolineYield, ``kappa``) and a probit Bernoulli (contraception).
 
 A categorical fixed effect, our ``trt[progabide]``, is bambi's variable ``trt`` at level
 ``progabide``. Parameterisations differ between the programs; the posterior does not.
@@ -39,12 +43,28 @@ MODELS = {
     "epilepsy": ("y ~ trt + lbase + lage + V4 + (1 | subject)", "poisson",
                  lambda: hier.datasets.load("epil")),
     "contraception": ("use01 ~ age + urban + (1 | district)", "bernoulli", contraception),
+    # the families of issue 18 that bambi has, with the same priors
+    "epilepsy_negbin": ("y ~ trt + lbase + (1 | subject)", "negativebinomial",
+                        lambda: hier.datasets.load("epil")),
+    "salamanders_zip": ("count ~ mined + (1 | site)", "zero_inflated_poisson",
+                        lambda: hier.datasets.load("salamanders")),
+    "sleepstudy_t": ("Reaction ~ Days + (1 | Subject)", "t", lambda: hier.datasets.load("sleepstudy")),
+    "dyestuff_gamma": ("Yield ~ 1 + (1 | Batch)", "gamma", lambda: hier.datasets.load("dyestuff")),
+    "gasoline_beta": ("yield ~ temp + (1 | batch)", "beta", lambda: hier.datasets.load("gasolineyield")),
+    "contraception_probit": ("use01 ~ age + urban + (1 | district)", ("bernoulli", "probit"),
+                             contraception),
 }
 QUANTITIES = {
     "radon_intercepts": ["Intercept", "floor", "county_sd[Intercept]", "sigma"],
     "radon_slopes": ["Intercept", "floor", "county_sd[Intercept]", "county_sd[floor]", "sigma"],
     "epilepsy": ["Intercept", "trt[progabide]", "lbase", "lage", "V4", "subject_sd[Intercept]"],
     "contraception": ["Intercept", "age", "urban[Y]", "district_sd[Intercept]"],
+    "epilepsy_negbin": ["Intercept", "trt[progabide]", "lbase", "subject_sd[Intercept]", "alpha"],
+    "salamanders_zip": ["Intercept", "mined[yes]", "site_sd[Intercept]", "psi"],
+    "sleepstudy_t": ["Intercept", "Days", "Subject_sd[Intercept]", "sigma", "nu"],
+    "dyestuff_gamma": ["Intercept", "Batch_sd[Intercept]", "alpha"],
+    "gasoline_beta": ["Intercept", "temp", "batch_sd[Intercept]", "kappa"],
+    "contraception_probit": ["Intercept", "age", "urban[Y]", "district_sd[Intercept]"],
 }
 CASES = [(model, label) for model, labels in QUANTITIES.items() for label in labels]
 
@@ -55,7 +75,8 @@ def comparison():
     @functools.cache
     def table(model):
         formula, family, data = MODELS[model]
-        return compare(formula, data(), family)
+        family, link = family if isinstance(family, tuple) else (family, None)
+        return compare(formula, data(), family, link)
     return table
 
 
