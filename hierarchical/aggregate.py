@@ -26,7 +26,7 @@ def _pattern_ids(design: Design) -> np.ndarray:
 def aggregate(design: Design) -> Design:
     """The design with duplicate covariate patterns summed; unchanged when nothing repeats."""
     how = design.spec.family_object.aggregates
-    if how is None:
+    if how is None or design.weights is not None:
         return design
     ids = _pattern_ids(design)
     n_patterns = ids.max() + 1

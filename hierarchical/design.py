@@ -73,6 +73,7 @@ class Design:
     trials: np.ndarray | None = None
     offset: np.ndarray | None = None
     se: np.ndarray | None = None
+    weights: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -84,7 +85,7 @@ def required_columns(spec: ModelSpec) -> list[str]:
     cols = [spec.response, *_formula_vars(spec.fixed, "the fixed part")]
     for term in spec.groups:
         cols += [*_formula_vars(term.expr, term.formula), *term.factors]
-    cols += [c for c in (spec.trials, spec.offset, spec.exposure, spec.se) if c]
+    cols += [c for c in (spec.trials, spec.offset, spec.exposure, spec.se, spec.weights) if c]
     return list(dict.fromkeys(cols))
 
 
@@ -327,8 +328,13 @@ def build_design(spec: ModelSpec, data: pd.DataFrame, *, dropna: bool = False) -
     if spec.se:
         se = _positive(_numeric_column(frame, spec.se, "standard error"), frame, spec.se,
                        "standard error")
+    weights = None
+    if spec.weights:
+        weights = _positive(_numeric_column(frame, spec.weights, "weights"), frame, spec.weights,
+                            "weights")
     fixed_matrix, X, fixed_names = _design_matrix(spec.fixed, frame, "the fixed part")
     _check_rank(X, fixed_names)
     groups = [_group_design(frame, term) for term in spec.groups]
     return Design(spec=spec, data=frame, y=y, X=X, fixed_names=fixed_names,
-                  fixed_matrix=fixed_matrix, groups=groups, trials=trials, offset=offset, se=se)
+                  fixed_matrix=fixed_matrix, groups=groups, trials=trials, offset=offset, se=se,
+                  weights=weights)

@@ -147,6 +147,7 @@ def _offset_roles(formula: str, offsets: list[tuple[int, str]]) -> dict[str, str
 
 def from_formula(formula: str, family: str = "gaussian", *, link: str | None = None,
                  trials: str | None = None, offset: str | None = None, exposure: str | None = None,
+                 weights: str | None = None,
                  priors: dict[str, Prior] | None = None, centered: bool | str | list[str] = "auto"
                  ) -> ModelSpec:
     """Build a `ModelSpec` from an lme4 formula such as ``"Reaction ~ Days + (Days | Subject)"``.
@@ -161,6 +162,6 @@ def from_formula(formula: str, family: str = "gaussian", *, link: str | None = N
                         "too: give one of them")
     roles = {"offset": offset, "exposure": exposure, **in_formula}
     spec = ModelSpec(response=response, fixed=fixed, groups=tuple(groups), family=family,
-                     link=link, trials=trials, **roles)
+                     link=link, trials=trials, weights=weights, **roles)
     spec = spec.with_priors(priors)
     return spec.with_centered(centered)

@@ -26,6 +26,19 @@ from .spec import Prior
 
 
 _PRIORS_AS_DATA: ContextVar[bool] = ContextVar("priors_as_data", default=False)
+# False builds a weighted model with the response as an observed variable, unweighted: the
+# graph for prior predictive draws, which the weights do not change.
+_WEIGHTED: ContextVar[bool] = ContextVar("weighted", default=True)
+
+
+@contextmanager
+def unweighted():
+    """Build the likelihood as an observed variable even when the design has weights."""
+    token = _WEIGHTED.set(False)
+    try:
+        yield
+    finally:
+        _WEIGHTED.reset(token)
 
 
 @contextmanager
@@ -199,11 +212,15 @@ def likelihood(design: Design, eta, entries: dict[str, PriorEntry]):
     family, name = design.spec.family_object, names.observed_name(design)
     # The response is data, not a graph constant: `Model.with_data` refits a new response
     # (simulation-based calibration, bootstrap) with the compiled sampler.
-    obs = dict(observed=pm.Data(names.observed_data(name), design.y, dims=names.OBS_DIM),
-               dims=names.OBS_DIM)
+    y = pm.Data(names.observed_data(name), design.y, dims=names.OBS_DIM)
     mean = family.link.inverse(eta, PYTENSOR)
     kwargs = family.pymc_kwargs(eta, mean, family_parameters(design, entries), design)
-    return getattr(pm, family.pymc_dist)(name, **kwargs, **obs)
+    distribution = getattr(pm, family.pymc_dist)
+    if design.weights is None or not _WEIGHTED.get():
+        return distribution(name, **kwargs, observed=y, dims=names.OBS_DIM)
+    # frequency weights: row i counts weights_i times, so its log density is multiplied
+    weights = pm.Data(f"weights:{name}", design.weights, dims=names.OBS_DIM)
+    return pm.Potential(f"{name}_weighted", (weights * pm.logp(distribution.dist(**kwargs), y)).sum())
 
 
 def fixed_effects_prior(design: Design, entries: dict[str, PriorEntry]):

@@ -63,6 +63,8 @@ def log_likelihood_group(posterior: xr.Dataset, design: Design) -> DataTree:
         block = posterior.isel(draw=slice(start, start + step))
         ll[:, start:start + step] = design.spec.family_object.log_likelihood(
             design.y, in_sample_eta(block, design), family_draws(block, design), design)
+    if design.weights is not None:
+        ll *= design.weights            # row i stands for weights_i observations
     name = observed_name(design)
     data = xr.Dataset({name: (("chain", "draw", "obs"), ll)},
                       coords={"chain": posterior["chain"], "draw": posterior["draw"],

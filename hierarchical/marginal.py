@@ -41,10 +41,10 @@ class SufficientStats:
 
 
 def applies(design: Design) -> bool:
-    """Gaussian response, exactly one (partially pooled) grouping factor and at least one
-    fixed effect."""
+    """Gaussian response, exactly one (partially pooled) grouping factor, at least one fixed
+    effect, and no frequency weights."""
     return (design.spec.family == "gaussian" and len(design.groups) == 1
-            and design.groups[0].term.pooled and design.X.shape[1] > 0)
+            and design.groups[0].term.pooled and design.X.shape[1] > 0 and design.weights is None)
 
 
 def sufficient_stats(design: Design) -> SufficientStats:

@@ -31,15 +31,15 @@ from .priors import priors_table, resolve_priors
 from .spec import ModelSpec, Prior
 
 
-def _as_spec(spec, family, link, trials, offset, exposure, priors) -> ModelSpec:
+def _as_spec(spec, family, link, trials, offset, exposure, weights, priors) -> ModelSpec:
     if isinstance(spec, str):
         return from_formula(spec, family or "gaussian", link=link, trials=trials, offset=offset,
-                            exposure=exposure, priors=priors)
+                            exposure=exposure, weights=weights, priors=priors)
     if not isinstance(spec, ModelSpec):
         raise SpecError(f"Model needs a ModelSpec (from a template) or an lme4 formula string, "
                         f"but got {type(spec).__name__}")
     given = {"family": family, "link": link, "trials": trials, "offset": offset,
-             "exposure": exposure}
+             "exposure": exposure, "weights": weights}
     clash = {k: v for k, v in given.items() if v is not None and v != getattr(spec, k)}
     if clash:
         raise SpecError(f"{sorted(clash)} conflict with the spec ({ {k: getattr(spec, k) for k in clash} }); "
@@ -60,8 +60,10 @@ def _resolve_marginalize(marginalize, design) -> bool:
 class Model:
     """A hierarchical model bound to data.
 
-    ``Model(spec_or_formula, data, family=..., trials=..., offset=..., exposure=...,
-    priors={...}, centered=..., dropna=False, marginalize="auto")``. ``pymc_model`` is the
+    ``Model(spec_or_formula, data, family=..., link=..., trials=..., offset=..., exposure=...,
+    weights=..., priors={...}, centered=..., dropna=False, marginalize="auto")``. ``weights``
+    names a column of frequency weights: row i counts as weights_i observations (its log
+    likelihood is multiplied by them, as lme4's and brms' weights do). ``pymc_model`` is the
     real `pm.Model` that is sampled, with named dims; ``priors`` is the table of every prior
     in use. Gaussian models with one grouping factor integrate the group effects out
     (``marginalize="auto"``, see ``marginal.py``) and draw them exactly after sampling, so a
@@ -74,11 +76,12 @@ class Model:
 
     def __init__(self, spec: ModelSpec | str, data: pd.DataFrame, *, family: str | None = None,
                  link: str | None = None, trials: str | None = None, offset: str | None = None,
-                 exposure: str | None = None, priors: dict[str, Prior] | None = None,
+                 exposure: str | None = None, weights: str | None = None,
+                 priors: dict[str, Prior] | None = None,
                  centered: bool | str | list[str] | None = None, dropna: bool = False,
                  marginalize: bool | str = "auto", aggregate_rows: bool = True,
                  priors_as_data: bool = False):
-        spec = _as_spec(spec, family, link, trials, offset, exposure, priors)
+        spec = _as_spec(spec, family, link, trials, offset, exposure, weights, priors)
         if centered is not None:
             spec = spec.with_centered(centered)
         self.spec = spec
@@ -196,12 +199,16 @@ class Model:
 
     @property
     def full_pymc_model(self) -> pm.Model:
-        """The graph with explicit group effects on the rows as given: ``pymc_model``
-        unless the effects are marginalised or rows aggregated (then built on first use)."""
-        if not self.marginalized and self.sampled_design is self.design:
+        """The graph with explicit group effects on the rows as given and the response as an
+        observed variable: ``pymc_model`` unless the effects are marginalised, rows
+        aggregated or rows weighted (then built on first use; weights do not change prior
+        predictive draws, for which it is used)."""
+        if (not self.marginalized and self.sampled_design is self.design
+                and self.design.weights is None):
             return self.pymc_model
         if self._full_model is None:
-            self._full_model = build_pymc_model(self.design, self.prior_entries)
+            with graph.unweighted():
+                self._full_model = build_pymc_model(self.design, self.prior_entries)
         return self._full_model
 
     def prior_predictive(self, draws: int = 500, random_seed: int | None = None

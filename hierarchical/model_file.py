@@ -52,8 +52,8 @@ from .spec import FAMILIES, ModelSpec, Prior
 
 TEMPLATES = {name: getattr(templates, name) for name in
              ("random_intercepts", "random_slopes", "poisson_glmm", "logit_glmm", "meta_analysis")}
-ROLE_KEYS = ("trials", "offset", "exposure", "link")   # what a template passes through **roles
-FORMULA_KEYS = ("formula", "family", "link", "trials", "offset", "exposure")
+ROLE_KEYS = ("trials", "offset", "exposure", "link", "weights")   # passed through **roles
+FORMULA_KEYS = ("formula", "family", "link", "trials", "offset", "exposure", "weights")
 MODEL_OPTIONS = ("centered", "marginalize")
 SAMPLERS = ("nutpie", "pymc", "numpyro")
 FIGURES = ("shrinkage", "caterpillar", "pooling_vs_size", "variance_components", "power_scale")

@@ -59,7 +59,8 @@ def _thinned(posterior: xr.Dataset) -> xr.Dataset:
 def _row_weights(posterior: xr.Dataset, design) -> np.ndarray:
     """w_i per draw and row: (chain, draw, rows)."""
     eta = in_sample_eta(posterior, design)
-    return design.spec.family_object.working_weight(eta, family_draws(posterior, design), design)
+    w = design.spec.family_object.working_weight(eta, family_draws(posterior, design), design)
+    return w if design.weights is None else w * design.weights
 
 
 def shrinkage_draws(posterior: xr.Dataset, design, g, chunk: int = 250) -> np.ndarray:

@@ -75,6 +75,7 @@ class ModelSpec:
     offset: str | None = None
     exposure: str | None = None
     se: str | None = None
+    weights: str | None = None       # frequency weights: row i counts as weights_i observations
     priors: tuple[tuple[str, Prior], ...] = field(default=())
 
     def __post_init__(self):
@@ -146,7 +147,7 @@ class ModelSpec:
                 "link": self.link,
                 "groups": [vars(g).copy() for g in self.groups],
                 "trials": self.trials, "offset": self.offset, "exposure": self.exposure,
-                "se": self.se, "priors": {k: p.to_dict() for k, p in self.priors}}
+                "se": self.se, "weights": self.weights, "priors": {k: p.to_dict() for k, p in self.priors}}
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelSpec":

@@ -11,7 +11,7 @@ import hierarchical as hier
 from hierarchical import families
 from hierarchical.exceptions import DataError, PriorError, SpecError
 
-from .conftest import frame_hash, python_evaluation
+from .conftest import frame_hash, prior_fit, python_evaluation
 
 RNG = np.random.default_rng(2026)
 ETA = RNG.normal(0.3, 0.8, 40)
@@ -302,3 +302,42 @@ def test_every_reading_step_works_for_every_family(name, link, tmp_path):
     assert loaded.model.resolved_spec == model.resolved_spec
     np.testing.assert_array_equal(loaded.idata.log_likelihood["y"].values,
                                   fit.idata.log_likelihood["y"].values)
+
+
+@pytest.mark.parametrize("name", ["gaussian", "negativebinomial", "beta", "binomial"])
+def test_integer_weights_are_duplicated_rows(name):
+    """Frequency weights: a row of weight 2 is that row twice. The weighted graph's log
+    density equals the duplicated data's at the same point of the parameters."""
+    frame = _frame("bernoulli" if name == "binomial" else "t" if name == "gaussian" else name)
+    if name == "binomial":
+        frame = frame.assign(n=4, y=np.minimum(frame["y"] * 3, 4))
+    frame["w"] = np.where(np.arange(len(frame)) % 3 == 0, 2.0, 1.0)
+    doubled = pd.concat([frame, frame[frame["w"] == 2.0]], ignore_index=True)
+    extra = {"trials": "n"} if name == "binomial" else {}
+    weighted = hier.Model("y ~ x + (1 | g)", frame, family=name, weights="w", centered=False,
+                          **extra)
+    same_priors = {e.key: e.prior for e in weighted.prior_entries}   # defaults scale with the data
+    copies = hier.Model("y ~ x + (1 | g)", doubled, family=name, centered=False,
+                        aggregate_rows=False, marginalize=False, priors=same_priors, **extra)
+    assert not weighted.marginalized and weighted.sampled_design is weighted.design
+    with python_evaluation():
+        point = weighted.pymc_model.initial_point(random_seed=2)
+        a = weighted.pymc_model.compile_logp(mode="FAST_COMPILE")(point)
+        b = copies.pymc_model.compile_logp(mode="FAST_COMPILE")(point)
+    assert a == pytest.approx(b, rel=1e-10)
+    # the numpy log likelihood (LOO) carries the weights too
+    fit = prior_fit(weighted, draws=5)
+    plain = prior_fit(hier.Model("y ~ x + (1 | g)", frame, family=name, centered=False,
+                                 **extra), draws=5)
+    np.testing.assert_allclose(fit.idata.log_likelihood["y"].values,
+                               plain.idata.log_likelihood["y"].values * frame["w"].to_numpy())
+    assert fit.model.full_pymc_model.observed_RVs        # prior predictive graph: unweighted
+
+
+def test_weights_must_be_positive_numbers():
+    frame = _frame("negativebinomial").assign(w=1.0)
+    frame.loc[frame.index[2], "w"] = -1.0
+    before = frame_hash(frame)
+    with pytest.raises(DataError, match=r"weights column 'w' must be > 0.*-1.*row\(s\): 2"):
+        hier.Model("y ~ x + (1 | g)", frame, family="negativebinomial", weights="w")
+    assert frame_hash(frame) == before
