@@ -14,7 +14,8 @@ value and the valid choices. The schema::
 
     [model]                           # exactly one of template / formula
     template = "random_intercepts"    # + that template's arguments (response, group, ...)
-    formula = "y ~ x + (1 | g)"       # + family, trials, offset, exposure
+    formula = "y ~ x + (1 | g)"       # + family, link, trials, offset, exposure, weights
+    family = "negativebinomial"       # families.FAMILIES; link = "probit" etc. where offered
     centered = "auto"                 # "auto", true, false or a list of grouping factors
     marginalize = "auto"              # Gaussian, one factor: integrate the effects out
 
