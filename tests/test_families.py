@@ -341,3 +341,17 @@ def test_weights_must_be_positive_numbers():
     with pytest.raises(DataError, match=r"weights column 'w' must be > 0.*-1.*row\(s\): 2"):
         hier.Model("y ~ x + (1 | g)", frame, family="negativebinomial", weights="w")
     assert frame_hash(frame) == before
+
+
+@pytest.mark.slow   # compiles a forward sampler per family
+@pytest.mark.parametrize("name, link", DOWNSTREAM, ids=[f"{n}-{l or 'default'}" for n, l in DOWNSTREAM])
+def test_prior_predictive_draws_responses_on_the_support(name, link):
+    model = hier.Model("y ~ x + (1 | g)", _frame(name, link), family=name, link=link)
+    pp = model.prior_predictive(draws=50, random_seed=1)
+    y = pp.idata.prior_predictive["y"].values
+    assert np.isfinite(y).all()
+    if name == "beta":        # float draws of extreme prior Betas may round to 0 or 1
+        assert ((y >= 0) & (y <= 1)).all()
+    elif name != "t":
+        assert (y >= 0).all()
+    assert np.isfinite(pp.summary["observed"].drop(index=["icc[g]"], errors="ignore")).all()
