@@ -35,8 +35,7 @@ from scipy import special
 from .exceptions import SpecError
 from .prior import Prior
 
-NUMPY = SimpleNamespace(exp=np.exp, log=np.log, expit=special.expit, erfc=special.erfc,
-                        sqrt=np.sqrt)
+NUMPY = SimpleNamespace(exp=np.exp, expit=special.expit, erfc=special.erfc)
 
 
 # ---- links -------------------------------------------------------------------------------

@@ -197,7 +197,7 @@ def linear_predictor(design: Design, entries: dict[str, PriorEntry]):
     return eta
 
 
-PYTENSOR = SimpleNamespace(exp=pt.exp, log=pt.log, expit=pt.sigmoid, erfc=pt.erfc, sqrt=pt.sqrt)
+PYTENSOR = SimpleNamespace(exp=pt.exp, expit=pt.sigmoid, erfc=pt.erfc)   # families.Link.inverse
 
 
 def family_parameters(design: Design, entries: dict[str, PriorEntry]) -> dict:
