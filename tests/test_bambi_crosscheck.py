@@ -9,7 +9,9 @@
 * the families that bambi shares with us, each with its own parameter under the same name and
   prior: negative binomial (epil, ``alpha``), zero-inflated Poisson (Salamanders, ``psi``),
   Student-t (sleepstudy, ``sigma`` and ``nu``), Gamma (Dyestuff, ``alpha``), Beta
-  (GasolineYield, ``kappa``) and a probit Bernoulli (contraception).
+  (GasolineYield, ``kappa``). Links other than the canonical are checked against lme4 in
+  ``test_family_references`` instead: bambi's own probit fit of contraception did not
+  converge (r_hat 1.17-1.59 with 4 x 1000 draws; ours 1.001).
 
 A categorical fixed effect, our ``trt[progabide]``, is bambi's variable ``trt`` at level
 ``progabide``. Parameterisations differ between the programs; the posterior does not.
@@ -51,8 +53,6 @@ MODELS = {
     "sleepstudy_t": ("Reaction ~ Days + (1 | Subject)", "t", lambda: hier.datasets.load("sleepstudy")),
     "dyestuff_gamma": ("Yield ~ 1 + (1 | Batch)", "gamma", lambda: hier.datasets.load("dyestuff")),
     "gasoline_beta": ("yield ~ temp + (1 | batch)", "beta", lambda: hier.datasets.load("gasolineyield")),
-    "contraception_probit": ("use01 ~ age + urban + (1 | district)", ("bernoulli", "probit"),
-                             contraception),
 }
 QUANTITIES = {
     "radon_intercepts": ["Intercept", "floor", "county_sd[Intercept]", "sigma"],
@@ -64,7 +64,6 @@ QUANTITIES = {
     "sleepstudy_t": ["Intercept", "Days", "Subject_sd[Intercept]", "sigma", "nu"],
     "dyestuff_gamma": ["Intercept", "Batch_sd[Intercept]", "alpha"],
     "gasoline_beta": ["Intercept", "temp", "batch_sd[Intercept]", "kappa"],
-    "contraception_probit": ["Intercept", "age", "urban[Y]", "district_sd[Intercept]"],
 }
 CASES = [(model, label) for model, labels in QUANTITIES.items() for label in labels]
 
@@ -75,8 +74,7 @@ def comparison():
     @functools.cache
     def table(model):
         formula, family, data = MODELS[model]
-        family, link = family if isinstance(family, tuple) else (family, None)
-        return compare(formula, data(), family, link)
+        return compare(formula, data(), family)
     return table
 
 
