@@ -186,12 +186,12 @@ def _check_family_values(frame: pd.DataFrame, spec: ModelSpec, y: np.ndarray,
         if bad.any():
             raise DataError(f"trials column {spec.trials!r} must hold integers >= 1: values "
                             f"{_values(trials[bad])} in row(s): {_rows(idx[bad])}")
-    for mask, what in spec.family_object.check_response(y, trials):
-        if what == "is constant; nothing to model":
-            raise DataError(f"response {name!r} is constant ({_show(y[0])}); nothing to model")
-        if what == "cannot exceed the trials":
-            what = f"cannot exceed trials {spec.trials!r} ({_values(trials[mask])})"
+    for mask, what in spec.family_object.check_response(y):
         fail(mask, what)
+    if trials is not None:
+        over = y > trials
+        if over.any():
+            fail(over, f"cannot exceed trials {spec.trials!r} ({_values(trials[over])})")
 
 
 def _numeric_column(frame: pd.DataFrame, column: str, role: str) -> np.ndarray:

@@ -142,15 +142,10 @@ class Family:
     def __repr__(self) -> str:
         return f"<family {self.name}, link {self.link.name}>"
 
-    def __eq__(self, other) -> bool:
-        return type(self) is type(other) and self.link == other.link
-
-    def __hash__(self) -> int:
-        return hash((self.name, self.link.name))
-
     # -- data --
-    def check_response(self, y: np.ndarray, trials: np.ndarray | None) -> list[tuple[np.ndarray, str]]:
-        """(mask of bad rows, what is wrong) for each violated constraint."""
+    def check_response(self, y: np.ndarray) -> list[tuple[np.ndarray, str]]:
+        """(mask of bad rows, what is wrong) for each violated constraint; the design checks
+        the trials and names column, values and rows."""
         return []
 
     def outcome_scale(self, design) -> tuple[float, float, str, str]:
@@ -210,7 +205,7 @@ class Gaussian(Family):
     name, links, pymc_dist = "gaussian", ("identity",), "Normal"
     extras = (Extra("sigma", "positive", "residual SD"),)
 
-    def check_response(self, y, trials):
+    def check_response(self, y):
         return [(np.ones_like(y, bool), "is constant; nothing to model")] if np.ptp(y) == 0 else []
 
     def outcome_scale(self, design):
@@ -313,7 +308,7 @@ class Poisson(Family):
     name, links, pymc_dist = "poisson", ("log",), "Poisson"
     aggregates, log_link_offsets = "counts", True
 
-    def check_response(self, y, trials):
+    def check_response(self, y):
         return _nonnegative_counts(y)
 
     def pilot(self, design):
@@ -429,7 +424,7 @@ class Gamma(Family):
     name, links, pymc_dist, log_link_offsets = "gamma", ("log",), "Gamma", True
     extras = (Extra("alpha", "positive", "shape: var = mu^2 / alpha"),)
 
-    def check_response(self, y, trials):
+    def check_response(self, y):
         bad = y <= 0
         return [(bad, "must be > 0 for family='gamma'")] if bad.any() else []
 
@@ -466,7 +461,7 @@ class Beta(Family):
     extras = (Extra("kappa", "positive", "precision: Beta(mu kappa, (1 - mu) kappa)"),)
     _clip = (1e-3, 1 - 1e-3)
 
-    def check_response(self, y, trials):
+    def check_response(self, y):
         bad = (y <= 0) | (y >= 1)
         return [(bad, "must lie strictly between 0 and 1 for family='beta'")] if bad.any() else []
 
@@ -519,12 +514,8 @@ class Binomial(Family):
     def _trials(self, design):
         return 1.0 if design.trials is None else design.trials
 
-    def check_response(self, y, trials):
-        out = _nonnegative_counts(y)
-        over = y > trials
-        if over.any():
-            out.append((over, "cannot exceed the trials"))
-        return out
+    def check_response(self, y):
+        return _nonnegative_counts(y)
 
     def _per_unit(self, y, design):
         return y / self._trials(design)
@@ -560,7 +551,7 @@ class Binomial(Family):
 class Bernoulli(Binomial):
     name, pymc_dist, needs_trials = "bernoulli", "Bernoulli", False
 
-    def check_response(self, y, trials):
+    def check_response(self, y):
         bad = ~np.isin(y, (0.0, 1.0))
         return [(bad, "must be 0/1 (or boolean) for family='bernoulli'")] if bad.any() else []
 
