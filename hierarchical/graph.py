@@ -228,6 +228,12 @@ def fixed_effects_prior(design: Design, entries: dict[str, PriorEntry]):
                          design.fixed_names, dims=names.FIXED_DIM)
 
 
+def constants(model: pm.Model) -> list[Constant]:
+    """Every constant the model's log density reads (design matrices, codes, fixed priors)."""
+    return [node for node in graph_inputs([*model.basic_RVs, *model.potentials])
+            if isinstance(node, Constant)]
+
+
 def constants_fingerprint(model: pm.Model) -> str:
     """A hash of every constant in the model's graph (design matrices, group indices,
     trials, offsets, fixed prior parameters): two graphs with equal structure and equal
@@ -237,12 +243,11 @@ def constants_fingerprint(model: pm.Model) -> str:
     reorders what graph traversal meets first and merges equal constants.
     """
     digests = []
-    for node in graph_inputs([*model.basic_RVs, *model.potentials]):
-        if isinstance(node, Constant):
-            value = np.ascontiguousarray(node.data)
-            digest = hashlib.sha1(f"{value.dtype}{value.shape}".encode())
-            digest.update(value.tobytes())
-            digests.append(digest.hexdigest())
+    for node in constants(model):
+        value = np.ascontiguousarray(node.data)
+        digest = hashlib.sha1(f"{value.dtype}{value.shape}".encode())
+        digest.update(value.tobytes())
+        digests.append(digest.hexdigest())
     return hashlib.sha1("".join(sorted(set(digests))).encode()).hexdigest()
 
 

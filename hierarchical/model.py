@@ -275,8 +275,7 @@ class Model:
                        target_accept=target_accept)
         start = time.perf_counter()
         if sampler == "nutpie":
-            self.nutpie.compile(route, chains=chains, iterations=draws + tune, cores=cores)
-            idata = self.nutpie.sample(**options)
+            idata = self.nutpie.sample(route=route, **options)
         else:
             idata = sampling.sample_pymc(self.pymc_model, sampler=sampler, **options)
         if self.marginalized:

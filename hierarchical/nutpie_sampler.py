@@ -14,9 +14,9 @@ and PyTensor's ``Function.vm.jit_fn``. They are used only when nutpie's minor ve
 the route was written against (``CALLBACK_NUTPIE``) and the helpers are there; otherwise
 every model takes the public route, and ``route.reason`` says why.
 
-The route is chosen from the graph, never from a timing: the two routes round differently
-(LLVM optimises the wrapped gradient differently), so a timing near the threshold would
-change the draws of a seed from one run to the next.
+The route is chosen from the graph, never from a timing, so a run's route (and its cost) is
+the same every time; ``fit.settings["route"]`` records it. Since everything compiles without
+fast-math (``sampling.numba_mode``), both routes compute the same bits as well.
 """
 
 from __future__ import annotations
@@ -32,10 +32,9 @@ import nutpie
 import pymc as pm
 import pytensor
 from pymc.backends.arviz import patch_nutpie_idata
-from pytensor.graph.basic import Constant
-from pytensor.graph.traversal import graph_inputs
 from xarray import DataTree
 
+from . import graph
 from .exceptions import SpecError
 from .sampling import numba_mode
 
@@ -82,9 +81,8 @@ def callback_unavailable() -> str | None:
 def data_elements(model: pm.Model) -> int:
     """Elements of every array the log density reads (data and constants): what a
     gradient's cost grows with."""
-    inputs = graph_inputs([*model.basic_RVs, *model.potentials])
-    constants = sum(int(np.size(node.data)) for node in inputs if isinstance(node, Constant))
-    return constants + sum(int(np.size(v.get_value())) for v in model.data_vars)
+    return (sum(int(np.size(node.data)) for node in graph.constants(model))
+            + sum(int(np.size(v.get_value())) for v in model.data_vars))
 
 
 def estimated_gradient_seconds(model: pm.Model) -> float:
@@ -245,9 +243,9 @@ class NutpieSampler:
             return np.asarray(self.compiled._make_initial_points(seed), dtype="float64")
         return np.asarray(self.compiled.initial_point_func(seed), dtype="float64")
 
-    def sample(self, *, draws, tune, chains, cores, random_seed, progressbar,
-               target_accept) -> DataTree:
-        compiled = self.compile(chains=chains, iterations=draws + tune, cores=cores)
+    def sample(self, *, draws, tune, chains, cores, random_seed, progressbar, target_accept,
+               route: str | None = None) -> DataTree:
+        compiled = self.compile(route, chains=chains, iterations=draws + tune, cores=cores)
         if self.route.name == "callback":
             cores = 1  # callbacks hold the GIL: parallel chains only contend
         extra = {"adaptation": adaptation(compiled.n_dim)}
