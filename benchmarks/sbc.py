@@ -117,6 +117,76 @@ def simulate_correlated_slopes(rng, data):
     return truth, data.assign(y=y)
 
 
+# --- Gaussian with several factors, marginalised: nested (a / b) and crossed (a x c) -----
+
+SEVERAL_PRIORS = {"Intercept": P("Normal", mu=0, sigma=2), "x": P("Normal", mu=0, sigma=1),
+                  "a_sd": P("HalfNormal", sigma=1), "a:b_sd": P("HalfNormal", sigma=1),
+                  "c_sd": P("HalfNormal", sigma=1), "a_corr": P("LKJ", eta=2.0),
+                  "sigma": P("HalfNormal", sigma=1)}
+
+
+def several_factors_frame() -> pd.DataFrame:
+    """8 levels of a, each with 3 levels of b (2-4 rows each), crossed with 5 levels of c."""
+    rng = np.random.default_rng(3)
+    a, b = [], []
+    for i in range(8):
+        for j in range(3):
+            rows = int(rng.integers(2, 5))
+            a += [f"a{i}"] * rows
+            b += [f"b{j}"] * rows
+    c = [f"c{k}" for k in rng.integers(0, 5, len(a))]
+    return pd.DataFrame({"y": rng.normal(size=len(a)), "x": rng.uniform(-1, 1, len(a)),
+                         "a": a, "b": b, "c": c})
+
+
+def nested_marginal():
+    priors = {k: v for k, v in SEVERAL_PRIORS.items() if k not in ("c_sd",)}
+    return hier.Model("y ~ x + (x | a) + (1 | a:b)", several_factors_frame(), priors=priors)
+
+
+def crossed_marginal():
+    priors = {k: v for k, v in SEVERAL_PRIORS.items() if k not in ("a:b_sd", "a_corr")}
+    return hier.Model("y ~ x + (1 | a) + (1 | c)", several_factors_frame(), priors=priors)
+
+
+def _codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:
+    levels = sorted(column.unique())
+    return pd.Index(levels).get_indexer(column), levels
+
+
+def simulate_nested(rng, data):
+    a, a_levels = _codes(data["a"])
+    ab, ab_levels = _codes(data["a"] + ":" + data["b"])
+    b = rng.normal(0, [2, 1])
+    sd = _half_normal(rng, 1.0, 2)
+    rho = 2 * rng.beta(2.0, 2.0) - 1
+    cov = np.outer(sd, sd) * np.array([[1, rho], [rho, 1]])
+    u = rng.multivariate_normal(np.zeros(2), cov, len(a_levels))
+    tau, sigma = _half_normal(rng), _half_normal(rng)
+    v = rng.normal(0, tau, len(ab_levels))
+    x = data["x"].to_numpy()
+    y = b[0] + b[1] * x + u[a, 0] + u[a, 1] * x + v[ab] + rng.normal(0, sigma, len(data))
+    truth = {"beta[Intercept]": b[0], "beta[x]": b[1], "a_sd[Intercept]": sd[0],
+             "a_sd[x]": sd[1], "a_corr[corr(Intercept, x)]": rho, "a:b_sd[Intercept]": tau,
+             "sigma": sigma, f"a_effect[{a_levels[0]}, x]": u[0, 1],
+             f"a:b_effect[{ab_levels[0]}, Intercept]": v[0]}
+    return truth, data.assign(y=y)
+
+
+def simulate_crossed(rng, data):
+    a, a_levels = _codes(data["a"])
+    c, c_levels = _codes(data["c"])
+    b = rng.normal(0, [2, 1])
+    tau_a, tau_c, sigma = _half_normal(rng), _half_normal(rng), _half_normal(rng)
+    u, w = rng.normal(0, tau_a, len(a_levels)), rng.normal(0, tau_c, len(c_levels))
+    y = b[0] + b[1] * data["x"].to_numpy() + u[a] + w[c] + rng.normal(0, sigma, len(data))
+    truth = {"beta[Intercept]": b[0], "beta[x]": b[1], "a_sd[Intercept]": tau_a,
+             "c_sd[Intercept]": tau_c, "sigma": sigma,
+             f"a_effect[{a_levels[0]}, Intercept]": u[0],
+             f"c_effect[{c_levels[0]}, Intercept]": w[0]}
+    return truth, data.assign(y=y)
+
+
 # --- Poisson with exposure (centred: the intercept-absorbing graph) ------------------------
 
 POISSON_PRIORS = {"Intercept": P("Normal", mu=0, sigma=1), "x": P("Normal", mu=0, sigma=0.5),
@@ -290,6 +360,8 @@ CASES = {case.name: case for case in [
     calibration.SBCCase("correlated_slopes", correlated_slopes, simulate_correlated_slopes),
     calibration.SBCCase("correlated_slopes_marginal", correlated_slopes_marginal,
                         simulate_correlated_slopes),
+    calibration.SBCCase("nested_marginal", nested_marginal, simulate_nested),
+    calibration.SBCCase("crossed_marginal", crossed_marginal, simulate_crossed),
     calibration.SBCCase("poisson_exposure", poisson_exposure, simulate_poisson_exposure),
     calibration.SBCCase("binomial_logit", binomial_logit, simulate_binomial_logit),
     calibration.SBCCase("bernoulli_logit", bernoulli_logit, simulate_bernoulli_logit),

@@ -74,6 +74,9 @@ class Design:
     offset: np.ndarray | None = None
     se: np.ndarray | None = None
     weights: np.ndarray | None = None
+    # the fixed-effect columns' means over the rows as given (kept when rows are aggregated):
+    # where NUTS samples the intercept (graph.CentredIntercept)
+    column_means: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -94,7 +97,7 @@ def _formula_vars(rhs: str, where: str) -> list[str]:
         names = formulae.model_description(rhs).var_names
     except Exception as exc:  # formulae raises its own parse errors
         raise SpecError(f"cannot parse {where} {rhs!r}: {exc}") from None
-    return sorted(names)
+    return sorted(name for name in names if name)   # formulae lists '' for I(x**2)
 
 
 def _check_frame(data) -> pd.DataFrame:
@@ -303,6 +306,23 @@ def _group_design(frame: pd.DataFrame, term: GroupTerm) -> GroupDesign:
     return GroupDesign(term=term, levels=levels, codes=codes, Z=Z, term_names=names, matrix=dm)
 
 
+def parents(design: Design) -> dict[str, str | None]:
+    """The factor each pooled factor is nested in (every level inside one level of it), the
+    closest such factor, or None: ``(1 | school) + (1 | school:class)`` gives class -> school."""
+    pooled = [g for g in design.groups if g.term.pooled]
+    out = {}
+    for g in pooled:
+        outer = [p for p in pooled if len(p.levels) < len(g.levels) and _nested(g, p)]
+        out[g.name] = max(outer, key=lambda p: len(p.levels)).name if outer else None
+    return out
+
+
+def _nested(inner: GroupDesign, outer: GroupDesign) -> bool:
+    first = np.full(len(inner.levels), -1)
+    first[inner.codes] = outer.codes
+    return bool(np.array_equal(first[inner.codes], outer.codes))
+
+
 def log_offset(frame: pd.DataFrame, spec: ModelSpec) -> np.ndarray | None:
     """The offset on the log scale: the offset column, or log of a positive exposure column."""
     if spec.offset:
@@ -337,4 +357,4 @@ def build_design(spec: ModelSpec, data: pd.DataFrame, *, dropna: bool = False) -
     groups = [_group_design(frame, term) for term in spec.groups]
     return Design(spec=spec, data=frame, y=y, X=X, fixed_names=fixed_names,
                   fixed_matrix=fixed_matrix, groups=groups, trials=trials, offset=offset, se=se,
-                  weights=weights)
+                  weights=weights, column_means=X.mean(axis=0))

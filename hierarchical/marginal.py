@@ -1,156 +1,514 @@
 """Gaussian group effects integrated out analytically, then drawn exactly after sampling.
 
-For y = X beta + Z_j u_j + e with u_j ~ N(0, Sigma), Sigma = L L^T, e ~ N(0, sigma^2 I), the
-marginal of group j is N(X_j beta, V_j), V_j = sigma^2 I + Z_j L L^T Z_j^T. With
-M_j = I + L^T Z_j^T Z_j L / sigma^2 (k x k) the Woodbury identity and the matrix determinant
-lemma give
+lme4's formulation (Bates, Maechler, Bolker & Walker 2015, JSS 67(1), section 3), for any
+number of grouping factors, nested or crossed, with or without slopes. Write the effects as
+u = Lambda a with a ~ N(0, I), Lambda block-diagonal with each level's Cholesky factor L_g,
+and residuals r = y - X beta. Then, with M = I + Lambda' Z' Z Lambda / sigma^2 and
+w = Lambda' Z' r / sigma^2,
 
-    log det V_j = 2 n_j log sigma + log det M_j
-    r_j^T V_j^-1 r_j = (r_j^T r_j - w_j^T M_j^-1 w_j / sigma^2) / sigma^2,  w_j = L^T Z_j^T r_j
+    log p(y | beta, Lambda, sigma) = -1/2 [n log(2 pi sigma^2) + log det M
+                                           + r'r / sigma^2 - w' M^-1 w]
 
-with r_j = y_j - X_j beta. Every term is a function of per-group sufficient statistics
-(Z^T Z, Z^T X, Z^T y) and of global ones (X^T X, X^T y, y^T y), so a gradient costs
-O(groups x k^3), independent of the number of rows. Given a posterior draw, the effects are
-Gaussian: in whitened form a_j = L^-1 u_j ~ N(M_j^-1 w_j / sigma^2, M_j^-1), drawn exactly.
+and a | y ~ N(M^-1 w, M^-1) is drawn exactly after sampling. Every term is a function of
+sufficient statistics (X'X, X'y, y'y, and Z'Z, Z'X, Z'y per level or pair of levels), so a
+gradient costs nothing per row.
+
+M is sparse. We factor it by blocks, the way a sparse Cholesky would with a fill-reducing
+order: first the factor with the most effects ("eliminated", E), whose own block is
+block-diagonal by level (k x k, factored entry by entry in closed form), then the Schur
+complement S = M_RR - M_RE M_EE^-1 M_ER on the other factors R. S splits into independent
+components (connected levels), each factored densely. This gives the three structures:
+
+- one factor: no S at all;
+- nested factors: E is the innermost; each component is one top-level level with what it
+  contains (Oats, Pastes: 1 x 1; egsingle's schools: 2 x 2);
+- two crossed factors: S is dense on the smaller one (Penicillin: 6 x 6; ScotsSec: 19 x 19).
+
+Designs whose largest component is too big for a dense factor per gradient (InstEval's
+1,128 lecturers crossed with 2,972 students) are not marginalised: ``applies`` says why.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from types import SimpleNamespace
 
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
 
 from . import names
-from .design import Design
+from .design import Design, GroupDesign
 from .graph import coords, covariance_factor, family_parameters, fixed_effects_prior
 from .linpred import group_cholesky
 from .priors import PriorEntry
+
+# The largest dense component, in effects, that a gradient may factor (about 1e7 flops);
+# the dense factor is also unrolled entry by entry up to UNROLLED (no LAPACK to compile).
+MAX_COMPONENT = 300
+MAX_DENSE_FLOPS = 3e7
+UNROLLED = 3
+
+
+@dataclass
+class Pairs:
+    """Pairs of levels of two factors that share rows: sum over those rows of z_g z_h'.
+
+    ``row`` and ``col`` locate each pair's block: for the eliminated factor its level; for
+    the others the slot of the level's first effect (component x size + position), reduced
+    to the position within the component for ``col``."""
+
+    ZtZ: np.ndarray      # (P, k_g, k_h)
+    row: np.ndarray      # (P,)
+    col: np.ndarray      # (P,)
+    aligned: bool = False   # row is 0, 1, ..., P - 1 (nested: one pair per eliminated level)
+
+
+@dataclass
+class Triples:
+    """Pairs (p, q) of cross blocks E x g and E x h that meet in the same eliminated level:
+    each adds -G_p' G_q to S at (row, col)."""
+
+    left: np.ndarray     # (T,) index into the E x g blocks
+    right: np.ndarray    # (T,) index into the E x h blocks
+    row: np.ndarray      # (T,) slot of the g level
+    col: np.ndarray      # (T,) position of the h level in its component
+    aligned: bool = False   # left and right are 0, 1, ..., T - 1 (nested designs)
+
+
+@dataclass
+class Layout:
+    """The elimination order and where every non-eliminated effect sits in S."""
+
+    eliminated: int                  # index into design.groups
+    rest: list[int]
+    slot: dict[int, np.ndarray]      # rest factor -> (J_g,) slot of each level's first effect
+    components: int
+    size: int                        # effects per component (smaller ones are padded)
+
+    @property
+    def dense_flops(self) -> float:
+        return self.components * self.size ** 3 / 3
 
 
 @dataclass
 class SufficientStats:
     n: int
-    XtX: np.ndarray        # (p, p)
-    Xty: np.ndarray        # (p,)
-    yty: float
-    ZtZ: np.ndarray        # (J, k, k)
-    ZtX: np.ndarray        # (J, k, p)
-    Zty: np.ndarray        # (J, k)
+    k: list[int]                     # effects per level, per factor
+    XtX: np.ndarray
+    Xty: np.ndarray
+    yty: np.ndarray
+    ZtX: list[np.ndarray]            # per factor (J_g, k_g, p)
+    Zty: list[np.ndarray]            # per factor (J_g, k_g)
+    ZtZ: np.ndarray                  # eliminated factor, per level (J_E, k_E, k_E)
+    slot: dict[int, np.ndarray]      # see Layout
+    within: dict[tuple[int, int], Pairs]    # (g, h) in rest, ordered; g == h: diagonal blocks
+    cross: dict[int, Pairs]                 # E x g, g in rest
+    triples: dict[tuple[int, int], Triples]
+    layout: Layout
+
+
+def _pair_sums(a: GroupDesign, b: GroupDesign):
+    """Level pairs of a and b present in the rows, and sum z_a z_b' over each pair's rows."""
+    key = a.codes.astype(np.int64) * len(b.levels) + b.codes
+    unique, inverse = np.unique(key, return_inverse=True)
+    ka, kb = a.Z.shape[1], b.Z.shape[1]
+    ZtZ = np.empty((len(unique), ka, kb))
+    for s in range(ka):
+        for t in range(kb):
+            ZtZ[:, s, t] = np.bincount(inverse, a.Z[:, s] * b.Z[:, t], minlength=len(unique))
+    return unique // len(b.levels), unique % len(b.levels), ZtZ
+
+
+def _is_range(index: np.ndarray) -> bool:
+    """Whether gathering with ``index`` changes nothing (0, 1, ..., n - 1): nested designs,
+    where the graph can skip the gather and fuse the arithmetic around it."""
+    return bool(np.array_equal(index, np.arange(len(index))))
+
+
+def _incidence(rows: np.ndarray, cols: np.ndarray, shape) -> sp.csr_matrix:
+    return sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=shape)
+
+
+def layout(design: Design) -> Layout:
+    """Eliminate the factor with the most effects; group the others' levels into components
+    (levels joined by shared rows or by a shared eliminated level) and number their slots."""
+    groups = design.groups
+    effects = [len(g.levels) * g.Z.shape[1] for g in groups]
+    E = max(range(len(groups)), key=lambda i: (effects[i], len(groups[i].levels)))
+    rest = [i for i in range(len(groups)) if i != E]
+    if not rest:
+        return Layout(E, [], {}, 0, 0)
+    offset = np.cumsum([0] + [len(groups[i].levels) for i in rest])
+    start = dict(zip(rest, offset[:-1]))
+    total = int(offset[-1])
+    links = []
+    for i in rest:   # every level joins the eliminated level of each of its rows
+        links.append(_incidence(groups[E].codes, start[i] + groups[i].codes,
+                                (len(groups[E].levels), total)))
+    incidence = sum(links[1:], links[0]).tocsr()
+    adjacency = (incidence.T @ incidence).tocsr()    # includes pairs sharing rows directly
+    count, label = connected_components(adjacency, directed=False)
+    k = np.concatenate([np.full(len(groups[i].levels), groups[i].Z.shape[1]) for i in rest])
+    order = np.lexsort((np.arange(total), label))    # by component, then factor and level
+    position = np.empty(total, dtype=np.int64)
+    ends = np.zeros(count, dtype=np.int64)
+    for node in order:                               # running position within the component
+        position[node] = ends[label[node]]
+        ends[label[node]] += k[node]
+    size = int(ends.max())
+    slot_all = label * size + position
+    slot = {i: slot_all[start[i]:start[i] + len(groups[i].levels)] for i in rest}
+    return Layout(E, rest, slot, count, size)
+
+
+def unsupported(design: Design) -> str | None:
+    """Why the effects cannot be integrated out (None when they can)."""
+    if design.spec.family != "gaussian":
+        return f"the family is {design.spec.family!r}, not Gaussian"
+    if not design.groups:
+        return "there is no grouping factor"
+    if any(not g.term.pooled for g in design.groups):
+        return "a factor has no pooling"
+    if design.X.shape[1] == 0:
+        return "the fixed part is empty"
+    if design.weights is not None:
+        return "the rows are weighted"
+    plan = layout(design)
+    if plan.size > MAX_COMPONENT or plan.dense_flops > MAX_DENSE_FLOPS:
+        other = ", ".join(design.groups[i].name for i in plan.rest)
+        return (f"after integrating {design.groups[plan.eliminated].name!r} out, the effects of "
+                f"{other} form {plan.components} dense block(s) of up to {plan.size} effects, "
+                f"too costly per gradient (limit {MAX_COMPONENT})")
+    return None
 
 
 def applies(design: Design) -> bool:
-    """Gaussian response, exactly one (partially pooled) grouping factor, at least one fixed
-    effect, and no frequency weights."""
-    return (design.spec.family == "gaussian" and len(design.groups) == 1
-            and design.groups[0].term.pooled and design.X.shape[1] > 0 and design.weights is None)
+    return unsupported(design) is None
 
 
 def sufficient_stats(design: Design) -> SufficientStats:
-    g = design.groups[0]
-    X, y, Z = design.X, design.y, g.Z
-    J, k, p = len(g.levels), Z.shape[1], X.shape[1]
-    ZtZ = np.zeros((J, k, k))
-    ZtX = np.zeros((J, k, p))
-    Zty = np.zeros((J, k))
-    np.add.at(ZtZ, g.codes, Z[:, :, None] * Z[:, None, :])
-    np.add.at(ZtX, g.codes, Z[:, :, None] * X[:, None, :])
-    np.add.at(Zty, g.codes, Z * y[:, None])
-    return SufficientStats(n=len(y), XtX=X.T @ X, Xty=X.T @ y, yty=float(y @ y),
-                           ZtZ=ZtZ, ZtX=ZtX, Zty=Zty)
+    plan = layout(design)
+    groups, X, y = design.groups, design.X, design.y
+    E = plan.eliminated
+    ZtX, Zty = [], []
+    for g in groups:
+        J, k = len(g.levels), g.Z.shape[1]
+        zx = np.empty((J, k, X.shape[1]))
+        for s in range(k):
+            for j in range(X.shape[1]):
+                zx[:, s, j] = np.bincount(g.codes, g.Z[:, s] * X[:, j], minlength=J)
+        ZtX.append(zx)
+        Zty.append(np.stack([np.bincount(g.codes, g.Z[:, s] * y, minlength=J)
+                             for s in range(k)], axis=1))
+    _, _, ZtZ = _pair_sums(groups[E], groups[E])
+    within, cross, triples = {}, {}, {}
+    size = plan.size
+    for i in plan.rest:
+        for j in plan.rest:
+            left, right, blocks = _pair_sums(groups[i], groups[j])
+            if i == j or len(left):
+                within[i, j] = Pairs(blocks, plan.slot[i][left], plan.slot[j][right] % size)
+        level, right, blocks = _pair_sums(groups[E], groups[i])
+        cross[i] = Pairs(blocks, level, plan.slot[i][right], _is_range(level))
+    J_E = len(groups[E].levels)
+    for i in plan.rest:
+        for j in plan.rest:
+            a = _incidence(cross[i].row, np.arange(len(cross[i].row)), (J_E, len(cross[i].row)))
+            b = _incidence(cross[j].row, np.arange(len(cross[j].row)), (J_E, len(cross[j].row)))
+            pairs = (a.T @ b).tocoo()
+            left, right = pairs.row.astype(np.int64), pairs.col.astype(np.int64)
+            triples[i, j] = Triples(left, right, cross[i].col[left], cross[j].col[right] % size,
+                                    _is_range(left) and _is_range(right))
+    return SufficientStats(n=len(y), k=[g.Z.shape[1] for g in groups], XtX=X.T @ X,
+                           Xty=X.T @ y, yty=np.asarray(y @ y), ZtX=ZtX, Zty=Zty, ZtZ=ZtZ,
+                           slot=plan.slot, within=within, cross=cross, triples=triples,
+                           layout=plan)
 
 
 def as_model_data(stats: SufficientStats) -> SufficientStats:
     """The statistics as ``pm.Data`` in the current model, named ``marginal:<stat>``.
 
     Held as data rather than constants, they reach the compiled function as arguments: the
-    compile cost no longer grows with the number of groups (radon, 386 counties: 13 s ->
-    see benchmarks) and the numba cache serves every data set with the same structure.
+    compile cost does not grow with the number of levels, and the numba cache serves every
+    data set with the same structure. The first axis (levels, pairs) is left free.
     """
-    def data(name: str):
-        value = np.asarray(getattr(stats, name), dtype=float)
-        static = (None, *value.shape[1:]) if name.startswith("Zt") else value.shape  # J free
+    def data(name: str, value):
+        value = np.asarray(value)
+        value = value if value.dtype.kind == "i" else value.astype(float)
+        static = (None, *value.shape[1:]) if value.ndim else ()
         return pm.Data(f"marginal:{name}", value, shape=static)
 
-    return SufficientStats(n=stats.n, **{name: data(name)
-                                         for name in ("XtX", "Xty", "yty", "ZtZ", "ZtX", "Zty")})
+    def record(prefix: str, item):
+        return type(item)(**{f.name: data(f"{prefix}:{f.name}", getattr(item, f.name))
+                                     if f.name != "aligned" else item.aligned
+                             for f in fields(item)})
+
+    def key(pair):
+        return ",".join(map(str, pair))
+
+    return SufficientStats(
+        n=stats.n, k=stats.k, XtX=data("XtX", stats.XtX), Xty=data("Xty", stats.Xty),
+        yty=data("yty", stats.yty), ZtZ=data("ZtZ", stats.ZtZ),
+        ZtX=[data(f"ZtX:{i}", v) for i, v in enumerate(stats.ZtX)],
+        Zty=[data(f"Zty:{i}", v) for i, v in enumerate(stats.Zty)],
+        slot={i: data(f"slot:{i}", v) for i, v in stats.slot.items()},
+        within={p: record(f"within:{key(p)}", v) for p, v in stats.within.items()},
+        cross={i: record(f"cross:{i}", v) for i, v in stats.cross.items()},
+        triples={p: record(f"triples:{key(p)}", v) for p, v in stats.triples.items()},
+        layout=stats.layout)
 
 
-def marginal_loglik(stats: SufficientStats, beta, L, sigma, k: int):
-    """log p(y | beta, Sigma = L L^T, sigma) with the group effects integrated out (PyTensor).
+# --- the algebra, written once for numpy (leading batch axes: draws) and PyTensor ---------
 
-    Written per entry as length-J vectors (k is small): M_j[a, b] = delta_ab +
-    sum_il L_ia ZtZ_j[i, l] L_lb / sigma^2. Broadcast 4-d tensors and their gradients made
-    numba compile for 5-10 s; these vector expressions compile in about one. No dot /
-    matmul either: numba's BLAS-backed dot takes tens of seconds to compile cold.
-    """
+def _scatter_numpy(size: int, index, values):
+    batch = values.shape[:-1]
+    count = int(np.prod(batch))
+    flat = (np.arange(count)[:, None] * size + index[None, :]).ravel()
+    out = np.bincount(flat, values.reshape(count, -1).ravel(), minlength=count * size)
+    return out.reshape(*batch, size)
+
+
+NUMPY = SimpleNamespace(sqrt=np.sqrt, log=np.log, concat=np.concatenate,
+                        scatter=_scatter_numpy,
+                        unflatten=lambda x, shape: x.reshape(*x.shape[:-1], *shape))
+PYTENSOR = SimpleNamespace(
+    sqrt=pt.sqrt, log=pt.log, concat=lambda parts, axis: pt.concatenate(parts, axis=axis),
+    scatter=lambda size, index, values: pt.inc_subtensor(pt.zeros(size)[index], values),
+    unflatten=lambda x, shape: x.reshape(shape))
+
+
+def _entries(L, k: int):
+    """L's entries as broadcastable (..., 1) tensors; zero above the diagonal is skipped."""
+    return [[L[..., t, a][..., None] for a in range(k)] for t in range(k)]
+
+
+def _scaled(Lg, kg: int, ZtZ, Lh, kh: int, sigma2):
+    """(L_g' ZtZ L_h / sigma^2)[a][b] per pair, from ZtZ (P, k_g, k_h); L lower triangular."""
+    return [[sum(Lg[t][a] * ZtZ[:, t, s] * Lh[s][b]
+                 for t in range(a, kg) for s in range(b, kh)) / sigma2
+             for b in range(kh)] for a in range(kg)]
+
+
+def _cholesky(ops, M, k: int):
+    """Entry-wise Cholesky factor of k x k blocks given as lists of vectors."""
+    F = [[None] * k for _ in range(k)]
+    for j in range(k):
+        F[j][j] = ops.sqrt(M[j][j] - sum(F[j][t] ** 2 for t in range(j)))
+        for i in range(j + 1, k):
+            F[i][j] = (M[i][j] - sum(F[i][t] * F[j][t] for t in range(j))) / F[j][j]
+    return F
+
+
+def _forward(F, x, k: int):
+    """Solve F y = x (F lower triangular, entry-wise)."""
+    y = []
+    for i in range(k):
+        y.append((x[i] - sum(F[i][t] * y[t] for t in range(i))) / F[i][i])
+    return y
+
+
+def _backward(F, x, k: int):
+    """Solve F' a = x (F lower triangular, entry-wise)."""
+    a = [None] * k
+    for i in reversed(range(k)):
+        a[i] = (x[i] - sum(F[t][i] * a[t] for t in range(i + 1, k))) / F[i][i]
+    return a
+
+
+def _residual_stats(stats: SufficientStats, g: int, beta):
+    """Z_g' r per level and term: (..., J_g) vectors."""
+    return [stats.Zty[g][:, t] - (stats.ZtX[g][:, t, :] * beta[..., None, :]).sum(axis=-1)
+            for t in range(stats.k[g])]
+
+
+@dataclass
+class Eliminated:
+    """What the likelihood and the effect draws share: the factor of M_EE (F), its whitened
+    w (y), the whitened cross blocks (G) and the Schur complement S with its v."""
+
+    F: list
+    y: list
+    G: dict
+    S: object = None      # (..., components, size, size)
+    v: object = None      # (..., components, size)
+
+
+def eliminate(ops, stats: SufficientStats, beta, Ls: list, sigma) -> Eliminated:
+    plan, k = stats.layout, stats.k
+    E, kE = plan.eliminated, k[plan.eliminated]
     sigma2 = sigma ** 2
-    rss = (stats.yty - 2 * (beta * stats.Xty).sum()
-           + (stats.XtX * beta[:, None] * beta[None, :]).sum())
-    Ztr = [stats.Zty[:, i] - (stats.ZtX[:, i, :] * beta).sum(axis=1) for i in range(k)]
-    w = [sum(L[i, a] * Ztr[i] for i in range(a, k)) for a in range(k)]          # L^T Z^T r
-    ZtZ = [[stats.ZtZ[:, i, j] for j in range(k)] for i in range(k)]
-    M = [[(1.0 if a == b else 0.0)
-          + sum(L[i, a] * ZtZ[i][j] * L[j, b] for i in range(a, k) for j in range(b, k)) / sigma2
-          for b in range(k)] for a in range(k)]
-    logdet, wMw = _logdet_and_quadratic(M, w, k)
-    quad = (rss - wMw / sigma2) / sigma2
-    return -0.5 * (stats.n * np.log(2 * np.pi) + 2 * stats.n * pt.log(sigma) + logdet + quad)
+    L = [_entries(Lg, kg) for Lg, kg in zip(Ls, k)]
+    LE = L[E]
+    rE = _residual_stats(stats, E, beta)
+    wE = [sum(LE[t][a] * rE[t] for t in range(a, kE)) / sigma2 for a in range(kE)]
+    block = _scaled(LE, kE, stats.ZtZ, LE, kE, sigma2)
+    M = [[block[a][b] + (1.0 if a == b else 0.0) for b in range(kE)] for a in range(kE)]
+    F = _cholesky(ops, M, kE)
+    y = _forward(F, wE, kE)
+    if not plan.rest:
+        return Eliminated(F, y, {})
+    size, count = plan.size, plan.components
+    S_index, S_values, v_index, v_values = [], [], [], []
+    for (g, h), pairs in stats.within.items():
+        block = _scaled(L[g], k[g], pairs.ZtZ, L[h], k[h], sigma2)
+        for a in range(k[g]):
+            for b in range(k[h]):
+                S_index.append((pairs.row + a) * size + pairs.col + b)
+                S_values.append(block[a][b])
+    G = {}
+    for g, pairs in stats.cross.items():
+        C = _scaled(LE, kE, pairs.ZtZ, L[g], k[g], sigma2)           # [c][b], (P,)
+        at = (lambda x: x) if pairs.aligned else (lambda x, row=pairs.row: x[..., row])
+        Fp = [[at(F[i][j]) if j <= i else None for j in range(kE)] for i in range(kE)]
+        G[g] = [_forward(Fp, [C[c][b] for c in range(kE)], kE) for b in range(k[g])]  # [b][c]
+        yp = [at(y[c]) for c in range(kE)]
+        for b in range(k[g]):
+            v_index.append(pairs.col + b)
+            v_values.append(-sum(G[g][b][c] * yp[c] for c in range(kE)))
+        rg = _residual_stats(stats, g, beta)
+        for a in range(k[g]):
+            v_index.append(stats.slot[g] + a)
+            v_values.append(sum(L[g][t][a] * rg[t] for t in range(a, k[g])) / sigma2)
+    for (g, h), tri in stats.triples.items():
+        left = (lambda x: x) if tri.aligned else (lambda x, i=tri.left: x[..., i])
+        right = (lambda x: x) if tri.aligned else (lambda x, i=tri.right: x[..., i])
+        for a in range(k[g]):
+            for b in range(k[h]):
+                S_index.append((tri.row + a) * size + tri.col + b)
+                S_values.append(-sum(left(G[g][a][c]) * right(G[h][b][c]) for c in range(kE)))
+    S = ops.scatter(count * size * size, ops.concat(S_index, axis=0),
+                    ops.concat(S_values, axis=-1))
+    v = ops.scatter(count * size, ops.concat(v_index, axis=0), ops.concat(v_values, axis=-1))
+    return Eliminated(F, y, G, ops.unflatten(S, (count, size, size)) + np.eye(size),
+                      ops.unflatten(v, (count, size)))
 
 
-def _logdet_and_quadratic(M, w, k: int):
-    """sum_j log det M_j and sum_j w_j^T M_j^-1 w_j from the entries of M and w; closed
-    forms for k <= 2 (intercepts, intercept + slope), batched Cholesky beyond."""
+def _dense_logdet_and_quadratic(S, v, size: int):
+    """sum over components of log det S_c and v_c' S_c^-1 v_c (PyTensor): entry-wise up to
+    UNROLLED effects per component (nested designs), else LAPACK's Cholesky."""
+    if size <= UNROLLED:
+        M = [[S[:, i, j] for j in range(size)] for i in range(size)]
+        F = _cholesky(PYTENSOR, M, size)
+        z = _forward(F, [v[:, i] for i in range(size)], size)
+        return (2 * sum(pt.log(F[i][i]).sum() for i in range(size)),
+                sum((zi ** 2).sum() for zi in z))
+    F = pt.linalg.cholesky(S)
+    z = pt.linalg.solve_triangular(F, v[:, :, None], lower=True)[:, :, 0]
+    diagonal = np.arange(size)
+    return 2 * pt.log(F[:, diagonal, diagonal]).sum(), (z ** 2).sum()
+
+
+def _one_factor_terms(stats: SufficientStats, beta, L, sigma):
+    """log det M and w' M^-1 w for a single factor: closed forms for k <= 2 (intercepts,
+    intercept + slope), which sample about twice as fast as the entry-wise Cholesky."""
+    k, sigma2 = stats.k[0], sigma ** 2
+    Lk = _entries(L, k)
+    r = _residual_stats(stats, 0, beta)
+    w = [sum(Lk[t][a] * r[t] for t in range(a, k)) / sigma2 for a in range(k)]
+    block = _scaled(Lk, k, stats.ZtZ, Lk, k, sigma2)
+    M = [[block[a][b] + (1.0 if a == b else 0.0) for b in range(k)] for a in range(k)]
     if k == 1:
         return pt.log(M[0][0]).sum(), (w[0] ** 2 / M[0][0]).sum()
     if k == 2:
-        a, b, c = M[0][0], M[0][1], M[1][1]
+        a, b, c = M[0][0], M[1][0], M[1][1]
         det = a * c - b ** 2
-        quad = (c * w[0] ** 2 - 2 * b * w[0] * w[1] + a * w[1] ** 2) / det
-        return pt.log(det).sum(), quad.sum()
-    matrix = pt.stack([pt.stack(row, axis=-1) for row in M], axis=-2)          # (J, k, k)
-    C = pt.linalg.cholesky(matrix)
-    v = pt.linalg.solve_triangular(C, pt.stack(w, axis=-1)[:, :, None], lower=True)[:, :, 0]
-    return 2 * pt.log(pt.diagonal(C, axis1=1, axis2=2)).sum(), (v ** 2).sum()
+        return pt.log(det).sum(), ((c * w[0] ** 2 - 2 * b * w[0] * w[1] + a * w[1] ** 2) / det).sum()
+    F = _cholesky(PYTENSOR, M, k)
+    return (2 * sum(pt.log(F[a][a]).sum() for a in range(k)),
+            sum((y ** 2).sum() for y in _forward(F, w, k)))
+
+
+def marginal_loglik(stats: SufficientStats, beta, Ls: list, sigma):
+    """log p(y | beta, Sigma_g = L_g L_g', sigma) with every group effect integrated out
+    (PyTensor). ``Ls``: one lower-triangular (k_g, k_g) factor per grouping factor.
+
+    No dot or matmul: numba's BLAS-backed dot takes tens of seconds to compile cold, and
+    these blocks are tiny; broadcast vector expressions compile in about a second."""
+    if stats.layout.rest:
+        parts = eliminate(PYTENSOR, stats, beta, Ls, sigma)
+        kE = stats.k[stats.layout.eliminated]
+        logdet = 2 * sum(pt.log(parts.F[a][a]).sum() for a in range(kE))
+        quad = sum((ya ** 2).sum() for ya in parts.y)
+        dense_logdet, dense_quad = _dense_logdet_and_quadratic(parts.S, parts.v,
+                                                               stats.layout.size)
+        logdet, quad = logdet + dense_logdet, quad + dense_quad
+    else:
+        logdet, quad = _one_factor_terms(stats, beta, Ls[0], sigma)
+    rss = (stats.yty - 2 * (beta * stats.Xty).sum()
+           + (stats.XtX * beta[:, None] * beta[None, :]).sum())
+    return -0.5 * (stats.n * np.log(2 * np.pi) + 2 * stats.n * pt.log(sigma) + logdet
+                   + rss / sigma ** 2 - quad)
 
 
 def build_marginal_model(design: Design, entries: list[PriorEntry], stats) -> pm.Model:
-    """The Gaussian model with its one factor's effects integrated out.
+    """The Gaussian model with every factor's effects integrated out.
 
-    Free variables: beta, <g>_sd, <g>_corr_chol (if correlated), sigma; the likelihood is a
-    Potential named after the response. The effects are drawn after sampling.
+    Free variables: beta, <g>_sd and <g>_corr_chol (if correlated) per factor, sigma; the
+    likelihood is a Potential named after the response. The effects are drawn after sampling.
     """
     by_label = {e.label: e for e in entries}
-    g = design.groups[0]
     model_coords = {k: v for k, v in coords(design).items() if k != names.OBS_DIM}
     with pm.Model(coords=model_coords) as model:
         beta = fixed_effects_prior(design, by_label)
-        sd, chol = covariance_factor(g, by_label)
-        L = pt.diag(sd) if chol is None else sd[:, None] * chol
+        Ls = []
+        for g in design.groups:
+            sd, chol = covariance_factor(g, by_label)
+            Ls.append(pt.diag(sd) if chol is None else sd[:, None] * chol)
         sigma = family_parameters(design, by_label)[names.SIGMA]
-        loglik = marginal_loglik(as_model_data(stats), beta, L, sigma, len(g.term_names))
+        loglik = marginal_loglik(as_model_data(stats), beta, Ls, sigma)
         pm.Potential(f"{names.observed_name(design)}_marginal", loglik)
     return model
 
 
+DRAW_BLOCK = 1 << 22   # values per block of draws
+
 
 def draw_effects(posterior, design: Design, stats: SufficientStats,
-                 rng: np.random.Generator) -> np.ndarray:
-    """Exact draws of u_j given each posterior draw: array (chain, draw, J, k)."""
-    g = design.groups[0]
-    name, k = g.name, len(g.term_names)
-    beta = posterior[names.FIXED].values                                          # (c, d, p)
-    sigma2 = posterior[names.SIGMA].values[..., None, None, None] ** 2           # (c, d, 1, 1, 1)
-    L = group_cholesky(posterior, name, k)[:, :, None]                      # (c, d, 1, k, k)
-    Lt = np.swapaxes(L, -1, -2)
-    # Batched matmul throughout: einsum without BLAS was most of this function's time.
-    Ztr = stats.Zty[..., None] - stats.ZtX @ beta[:, :, None, :, None]       # (c, d, J, k, 1)
-    w = Lt @ Ztr                                                            # L^T Z^T r
-    M = np.eye(k) + (Lt @ stats.ZtZ @ L) / sigma2                           # (c, d, J, k, k)
-    C = np.linalg.cholesky(M)
-    mean = np.linalg.solve(M, w / sigma2)
-    eps = rng.standard_normal(mean.shape)
-    # a = mean + C^-T eps has covariance (C C^T)^-1 = M^-1
-    a = mean + np.linalg.solve(np.swapaxes(C, -1, -2), eps)
-    return (L @ a)[..., 0]                                                  # u = L a
+                 rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Exact draws of every factor's effects given each posterior draw:
+    {factor: (chain, draw, J, k)}. Whitened a ~ N(M^-1 w, M^-1) by blocks: the rest's
+    a_R ~ N(S^-1 v, S^-1), then a_E | a_R ~ N(M_EE^-1 (w_E - M_ER a_R), M_EE^-1); u = L a."""
+    plan, k = stats.layout, stats.k
+    chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
+    beta = posterior[names.FIXED].values.reshape(chains * draws, -1)
+    sigma = posterior[names.SIGMA].values.reshape(-1, 1)
+    Ls = [group_cholesky(posterior, g.name, kg).reshape(chains * draws, kg, kg)
+          for g, kg in zip(design.groups, k)]
+    width = len(design.groups[plan.eliminated].levels) + sum(len(t.left) for t in stats.triples.values()) \
+        + plan.components * plan.size ** 2
+    step = max(1, DRAW_BLOCK // max(width, 1))
+    out = {g.name: np.empty((chains * draws, len(g.levels), kg))
+           for g, kg in zip(design.groups, k)}
+    for start in range(0, chains * draws, step):
+        block = slice(start, start + step)
+        a = _draw_whitened(stats, beta[block], [L[block] for L in Ls], sigma[block], rng)
+        for g, kg, L, ag in zip(design.groups, k, Ls, a):
+            out[g.name][block] = np.einsum("dts,djs->djt", L[block], ag)       # u = L a
+    return {name: u.reshape(chains, draws, *u.shape[1:]) for name, u in out.items()}
+
+
+def _draw_whitened(stats: SufficientStats, beta, Ls, sigma, rng) -> list[np.ndarray]:
+    """a per factor, (draws, J_g, k_g), for a block of draws."""
+    plan, k = stats.layout, stats.k
+    E, kE = plan.eliminated, k[plan.eliminated]
+    parts = eliminate(NUMPY, stats, beta, Ls, sigma)
+    n = beta.shape[0]
+    a = [None] * len(k)
+    rhs = [yc + rng.standard_normal(yc.shape) for yc in parts.y]
+    if parts.S is not None:
+        F = np.linalg.cholesky(parts.S)
+        z = np.linalg.solve(F, parts.v[..., None])[..., 0]
+        eps = rng.standard_normal(z.shape)
+        aR = np.linalg.solve(np.swapaxes(F, -1, -2), (z + eps)[..., None])[..., 0]
+        aR = aR.reshape(n, -1)                                     # by slot
+        for g, pairs in stats.cross.items():                       # w_E - M_ER a_R, whitened
+            for c in range(kE):
+                push = sum(parts.G[g][b][c] * aR[:, pairs.col + b] for b in range(k[g]))
+                rhs[c] = rhs[c] - _scatter_numpy(rhs[c].shape[-1], pairs.row, push)
+        for g in plan.rest:
+            a[g] = np.stack([aR[:, stats.slot[g] + b] for b in range(k[g])], axis=-1)
+    a[E] = np.stack(_backward(parts.F, rhs, kE), axis=-1)
+    return a

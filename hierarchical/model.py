@@ -50,11 +50,10 @@ def _as_spec(spec, family, link, trials, offset, exposure, weights, priors) -> M
 def _resolve_marginalize(marginalize, design) -> bool:
     if marginalize not in (True, False, "auto"):
         raise SpecError(f"marginalize must be True, False or 'auto', but got {marginalize!r}")
-    if marginalize is True and not marginal.applies(design):
-        raise SpecError("marginalize=True needs a Gaussian model with exactly one grouping "
-                        f"factor and a fixed part; this one is {design.spec.family!r} with "
-                        f"{len(design.groups)} factor(s) and {design.X.shape[1]} fixed term(s)")
-    return marginal.applies(design) if marginalize == "auto" else bool(marginalize)
+    reason = marginal.unsupported(design)
+    if marginalize is True and reason is not None:
+        raise SpecError(f"marginalize=True cannot integrate the group effects out: {reason}")
+    return reason is None if marginalize == "auto" else bool(marginalize)
 
 
 class Model:
@@ -65,9 +64,9 @@ class Model:
     names a column of frequency weights: row i counts as weights_i observations (its log
     likelihood is multiplied by them, as lme4's and brms' weights do). ``pymc_model`` is the
     real `pm.Model` that is sampled, with named dims; ``priors`` is the table of every prior
-    in use. Gaussian models with one grouping factor integrate the group effects out
-    (``marginalize="auto"``, see ``marginal.py``) and draw them exactly after sampling, so a
-    fit looks the same either way; ``full_pymc_model`` is then the graph with explicit effects.
+    in use. Gaussian models integrate the effects of any number of nested or crossed
+    factors out (``marginalize="auto"``, see ``marginal.py``) and draw them exactly after
+    sampling, so a fit looks the same either way; ``full_pymc_model`` is then the graph with explicit effects.
     Binomial, Bernoulli and Poisson rows sharing a covariate pattern and group levels are
     summed before sampling (``aggregate_rows=True``, see ``aggregate.py``).
     ``priors_as_data=True`` holds prior parameters as data so that ``with_priors`` models
@@ -89,8 +88,9 @@ class Model:
         self.marginalized = _resolve_marginalize(marginalize, design)
         if self.marginalized:
             self.parameterisation_choices = [parameterisation.Choice(
-                design.groups[0].name, float("nan"), False,
-                "marginalised: effects integrated out, drawn exactly after sampling")]
+                g.name, float("nan"), False,
+                "marginalised: effects integrated out, drawn exactly after sampling")
+                for g in design.groups]
         else:
             self.parameterisation_choices = parameterisation.choose(design)
         self.design = parameterisation.apply(design, self.parameterisation_choices)
@@ -234,14 +234,14 @@ class Model:
 
     def _with_drawn_effects(self, idata: DataTree, random_seed: int | None) -> DataTree:
         """Add exact conditional draws of the marginalised effects."""
-        g = self.design.groups[0]
         posterior = idata.posterior.to_dataset()
         rng = np.random.default_rng(None if random_seed is None else [int(random_seed), 1])
-        u = marginal.draw_effects(posterior, self.design, self._stats, rng)
-        effect = xr.DataArray(u, dims=("chain", "draw", g.name, names.term_dim(g.name)),
-                              coords={g.name: g.levels, names.term_dim(g.name): g.term_names})
-        idata["posterior"] = DataTree(posterior.assign({names.effect(g.name): effect}),
-                                      name="posterior")
+        drawn = marginal.draw_effects(posterior, self.design, self._stats, rng)
+        effects = {names.effect(g.name): xr.DataArray(
+            drawn[g.name], dims=("chain", "draw", g.name, names.term_dim(g.name)),
+            coords={g.name: g.levels, names.term_dim(g.name): g.term_names})
+            for g in self.design.groups}
+        idata["posterior"] = DataTree(posterior.assign(effects), name="posterior")
         return idata
 
     def _observed_data(self) -> DataTree:

@@ -17,7 +17,7 @@ value and the valid choices. The schema::
     formula = "y ~ x + (1 | g)"       # + family, link, trials, offset, exposure, weights
     family = "negativebinomial"       # families.FAMILIES; link = "probit" etc. where offered
     centered = "auto"                 # "auto", true, false or a list of grouping factors
-    marginalize = "auto"              # Gaussian, one factor: integrate the effects out
+    marginalize = "auto"              # Gaussian: integrate the effects of every factor out
 
     [priors]                          # optional overrides, by prior key
     county_sd = { dist = "HalfNormal", sigma = 0.5 }

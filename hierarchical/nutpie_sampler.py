@@ -32,6 +32,7 @@ import nutpie
 import pymc as pm
 import pytensor
 from pymc.backends.arviz import patch_nutpie_idata
+from pytensor.graph.traversal import applys_between
 from xarray import DataTree
 
 from . import graph
@@ -43,15 +44,26 @@ CALLBACK_NUTPIE = ("0.16.",)   # nutpie versions whose private helpers the callb
 
 # Cost model, measured on the 2-core development machine (nutpie 0.16, warm caches): the
 # cfunc wrapper of a small model takes 1.3-7 s to compile, 3 s typically; a callback adds
-# about 5 us per gradient; a gradient costs about SECONDS_PER_ELEMENT per element of the
-# data and constants it reads (radon marginalised 20 us, InstEval crossed 200 us).
+# about 5 us per gradient. A gradient costs a base, a share per operation in the log
+# density's graph, a share per element of the data and constants it reads and a share per
+# observed value (its log density and gradient; fitted to 13 models from 10 us to 250 us:
+# radon 12 us, 122 nodes; the lme4 bank's egsingle 250 us, 869 nodes and 35,000 elements;
+# VerbAgg 200-230 us, 7,584 Bernoulli rows; within a factor of 2).
 CFUNC_COMPILE_SECONDS = 3.0
 CALLBACK_OVERHEAD_SECONDS = 5e-6
 LEAPFROG_STEPS_PER_DRAW = 8  # typical tree size of a well-adapted hierarchical model
 BASE_GRADIENT_SECONDS = 5e-6
-SECONDS_PER_ELEMENT = 1.0e-9
+SECONDS_PER_NODE = 1.0e-7
+SECONDS_PER_ELEMENT = 2.5e-9
+SECONDS_PER_OBSERVATION = 1.5e-8
 
 LOW_RANK_MAX_DIM = 100
+# Regularisation of the low-rank estimate. nutpie's default (1e-5) leaves the covariance of
+# the first few warm-up draws nearly singular: its extreme eigenvalues forced 100-200
+# leapfrog steps per draw in the first 200 warm-up draws (lme4 bank, egsingle: 142,000
+# warm-up gradients, 39 s; with 1e-2: 35,000, 16 s, min bulk ESS 2,500 -> 3,600; epilepsy
+# and pixel unchanged).
+LOW_RANK_GAMMA = 1e-2
 
 
 @dataclass(frozen=True)
@@ -85,8 +97,20 @@ def data_elements(model: pm.Model) -> int:
             + sum(int(np.size(v.get_value())) for v in model.data_vars))
 
 
+def graph_nodes(model: pm.Model) -> int:
+    """Operations in the model's log density graph."""
+    return len(list(applys_between(model.value_vars, [model.logp()])))
+
+
+def observations(model: pm.Model) -> int:
+    """Values of the observed variables (a marginalised model has none: a Potential)."""
+    return sum(int(np.size(model.rvs_to_values[rv].eval())) for rv in model.observed_RVs)
+
+
 def estimated_gradient_seconds(model: pm.Model) -> float:
-    return BASE_GRADIENT_SECONDS + SECONDS_PER_ELEMENT * data_elements(model)
+    return (BASE_GRADIENT_SECONDS + SECONDS_PER_NODE * graph_nodes(model)
+            + SECONDS_PER_ELEMENT * data_elements(model)
+            + SECONDS_PER_OBSERVATION * observations(model))
 
 
 def choose_route(seconds: float, *, chains: int = 4, iterations: int = 2000,
@@ -249,6 +273,8 @@ class NutpieSampler:
         if self.route.name == "callback":
             cores = 1  # callbacks hold the GIL: parallel chains only contend
         extra = {"adaptation": adaptation(compiled.n_dim)}
+        if extra["adaptation"] == "low_rank":
+            extra["mass_matrix_gamma"] = LOW_RANK_GAMMA
         if target_accept is not None:
             extra["target_accept"] = target_accept
         start = time.time()

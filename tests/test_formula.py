@@ -1,5 +1,6 @@
 """lme4 grammar -> ModelSpec: parsing only, no data."""
 
+import numpy as np
 import pytest
 
 import hierarchical as hier
@@ -70,3 +71,12 @@ def test_same_factor_in_two_correlated_terms_is_refused():
 def test_non_string_formula():
     with pytest.raises(FormulaError, match="must be a string"):
         hier.from_formula(42)
+
+
+def test_a_transformed_term_in_the_formula_builds():
+    """``I(day**2)``: formulae lists an empty variable name for the literal, which used to
+    fail as a missing column ''."""
+    data = hier.datasets.load("pixel")
+    model = hier.Model("pixel ~ day + I(day**2) + (day|Dog) + (1|Dog:Side)", data)
+    column = model.design.X[:, model.design.fixed_names.index("I(day ** 2)")]
+    assert np.array_equal(column, data["day"].to_numpy() ** 2)

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pytensor.tensor as pt
 import pytest
 
 import hierarchical as hier
@@ -148,3 +149,87 @@ def test_lkj_prior_has_the_right_marginal():
                           nuts_sampler="nutpie", compute_convergence_checks=False)
     r = draws.posterior["r"].values.ravel()
     assert abs(r.var() - 1 / 5) < 0.02  # MC sd of the variance estimate here is ~0.005
+
+
+def _centring_cases():
+    """Nested chains (every layout of grouseticks' three factors that the rule can pick),
+    slopes passed down a chain, and level-constant covariates (w, YEAR, height_z)."""
+    ticks = hier.datasets.load("grouseticks")
+    formula = "TICKS ~ YEAR + height_z + (1|BROOD) + (1|INDEX) + (1|LOCATION)"
+    slopes = pd.DataFrame({"y": np.arange(60) % 7, "x": np.tile(np.linspace(-1, 1, 6), 10),
+                           "w": np.repeat(np.arange(10) % 3, 6).astype(float),
+                           "a": np.repeat(np.arange(5), 12), "b": np.repeat(np.arange(10), 6)})
+    return [(formula, ticks, "poisson", True),
+            (formula, ticks, "poisson", {"INDEX": True, "BROOD": False, "LOCATION": False}),
+            (formula, ticks, "poisson", {"INDEX": False, "BROOD": True, "LOCATION": False}),
+            ("y ~ x + w + (x | a) + (x | a:b)", slopes, "poisson", True),
+            ("y ~ x + w + (x | a) + (1 | a:b)", slopes, "poisson", {"a": False, "a:b": True})]
+
+
+@pytest.mark.parametrize("formula, data, family, centered", _centring_cases())
+def test_hierarchical_centring_is_a_reparameterisation(formula, data, family, centered):
+    """The centred graph (totals holding fixed terms, level-constant covariates and parents'
+    totals) and the non-centred one give the same likelihood and the same effects at
+    matching points: theta_g = u_g + mean_g, with mean_g read from the centred graph."""
+    nc = hier.Model(formula, data, family=family, centered=False, aggregate_rows=False)
+    c = hier.Model(formula, data, family=family, centered=centered, aggregate_rows=False)
+    rng = np.random.default_rng(0)
+    beta = rng.normal(0, 0.3, len(nc.design.fixed_names))
+    nc_point, c_point, u = dict(nc.pymc_model.initial_point()), dict(c.pymc_model.initial_point()), {}
+    for g in nc.design.groups:
+        k = len(g.term_names)
+        sd = rng.uniform(0.2, 0.8, k)
+        u[g.name] = rng.normal(0, sd, (len(g.levels), k))
+        for point in (nc_point, c_point):
+            point[f"{g.name}_sd_log__"] = np.log(sd)
+            if f"{g.name}_corr_chol_interval__" in point:   # identity correlation
+                point[f"{g.name}_corr_chol_interval__"] = np.zeros_like(point[f"{g.name}_corr_chol_interval__"])
+        nc_point[f"{g.name}_z"] = u[g.name] / sd
+    for point, m in ((nc_point, nc), (c_point, c)):
+        rv = m.pymc_model["beta"]
+        transform = m.pymc_model.rvs_to_transforms.get(rv)
+        point[m.pymc_model.rvs_to_values[rv].name] = (
+            beta if transform is None else transform.forward(pt.as_tensor(beta)).eval())
+    effects = [c.pymc_model[f"{g.name}_effect"] for g in c.design.groups]
+    read = _point_function(c.pymc_model, effects)
+    for g in sorted(c.design.groups, key=lambda g: len(g.levels)):   # parents first
+        name = f"{g.name}_total" if f"{g.name}_total" in c_point else f"{g.name}_z"
+        if name.endswith("_z"):
+            c_point[name] = nc_point[name]
+            continue
+        c_point[name] = np.zeros_like(u[g.name])
+        mean = -read(c_point)[c.design.groups.index(g)]                  # effect at theta = 0
+        c_point[name] = u[g.name] + mean
+    for g, effect in zip(c.design.groups, read(c_point)):
+        assert np.allclose(effect, u[g.name], atol=1e-12), g.name
+    name = c.design.spec.response
+    loglik = [_point_function(m.pymc_model, [m.pymc_model.logp(vars=[m.pymc_model[name]])])
+              for m in (nc, c)]
+    assert loglik[1](c_point)[0] == pytest.approx(loglik[0](nc_point)[0], rel=1e-12)
+
+
+def _point_function(model, outputs):
+    """outputs as a function of a dict of the model's value variables."""
+    import pytensor
+
+    outputs = model.replace_rvs_by_values(outputs)
+    f = pytensor.function(model.value_vars, outputs, mode="FAST_COMPILE", on_unused_input="ignore")
+    return lambda point: f(*[point[v.name] for v in model.value_vars])
+
+
+def test_the_intercept_is_sampled_centred_and_drawn_as_given():
+    """NUTS moves c_0 = beta_0 + mean(floor) beta_floor; the prior and the draws are beta's."""
+    from hierarchical import graph
+
+    radon = hier.datasets.load("radon")
+    model = hier.Model("log_radon ~ floor + (1 | county)", radon, marginalize=False)
+    transform = model.pymc_model.rvs_to_transforms[model.pymc_model["beta"]]
+    assert isinstance(transform, graph.CentredIntercept)
+    beta = np.array([1.0, -0.7])
+    c = transform.forward(pt.as_tensor(beta)).eval()
+    assert c == pytest.approx([1.0 - 0.7 * radon["floor"].mean(), -0.7])
+    assert transform.backward(pt.as_tensor(c)).eval() == pytest.approx(beta)
+    assert transform.log_jac_det(pt.as_tensor(c)).eval() == 0.0
+    centred = radon.assign(floor=radon["floor"] - radon["floor"].mean())
+    assert graph.centred_intercept(hier.Model("log_radon ~ floor + (1 | county)", centred).design) is None
+    assert graph.centred_intercept(hier.Model("log_radon ~ 0 + floor + (1 | county)", radon).design) is None

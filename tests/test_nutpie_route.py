@@ -38,12 +38,17 @@ def test_the_route_depends_on_the_graph_not_on_a_timing(sleep_data):
     small = hier.Model("Reaction ~ Days + (Days | Subject)", sleep_data)
     plans = {small.nutpie.plan(chains=4, iterations=2000, cores=2) for _ in range(3)}
     assert len(plans) == 1
-    # a graph reading ten times the data is estimated ten times as costly, less the base
+    # the estimate grows with the operations in the graph, the data they read and the
+    # observed values (none in the marginalised graph: its likelihood is a Potential)
     elements = nutpie_sampler.data_elements(small.pymc_model)
-    assert elements > 0
+    nodes = nutpie_sampler.graph_nodes(small.pymc_model)
+    assert elements > 0 and nodes > 0 and nutpie_sampler.observations(small.pymc_model) == 0
     seconds = nutpie_sampler.estimated_gradient_seconds(small.pymc_model)
     assert seconds == pytest.approx(nutpie_sampler.BASE_GRADIENT_SECONDS
+                                    + nutpie_sampler.SECONDS_PER_NODE * nodes
                                     + nutpie_sampler.SECONDS_PER_ELEMENT * elements)
+    explicit = hier.Model("Reaction ~ Days + (Days | Subject)", sleep_data, marginalize=False)
+    assert nutpie_sampler.observations(explicit.pymc_model) == len(sleep_data)
 
 
 @pytest.mark.skipif(nutpie_sampler.callback_unavailable() is not None,

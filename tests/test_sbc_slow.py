@@ -18,6 +18,6 @@ def test_every_template_is_calibrated(tmp_path):
                          timeout=3 * 3600)
     assert run.returncode == 0, run.stderr[-3000:]
     table = pd.read_csv(tmp_path / "table.csv")
-    assert len(table) == 81 and (table["reps"] == 200).all()   # 41 templates + 40 families
+    assert len(table) == 97 and (table["reps"] == 200).all()   # 41 templates + 16 multi-factor + 40 families
     assert table["uniform"].all(), table[~table["uniform"]]
     assert ((table["mean_rank"] - 0.5).abs() < 0.07).all()   # 3.5 MC SEs of a mean rank

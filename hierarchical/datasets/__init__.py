@@ -21,7 +21,29 @@ FILES = {
     "salamanders": "salamanders.csv",
     "earthquake": "earthquake.csv",
     "gasolineyield": "gasolineyield.csv",
+    # multi-factor mixed-model bank (tests/data/reference/bank.R, bank.json)
+    "pastes": "pastes.csv",
+    "penicillin": "penicillin.csv",
+    "oats": "oats.csv",
+    "machines": "machines.csv",
+    "oxide": "oxide.csv",
+    "assay": "assay.csv",
+    "pixel": "pixel.csv",
+    "scotssec": "scotssec.csv",
+    "egsingle": "egsingle.csv",
+    "chem97": "chem97.csv.gz",
+    "oxboys": "oxboys.csv",
+    "grouseticks": "grouseticks.csv",
+    "verbagg": "verbagg.csv",
+    "cbpp_obs": "cbpp_obs.csv",
+    "arabidopsis": "arabidopsis.csv",
+    "contraception_bank": "contraception_bank.csv",
 }
+
+
+# Integer-coded factors, read as categories (otherwise a formula would treat them as numbers).
+CATEGORICAL = {"oxide": ["Source"], "assay": ["dilut"], "grouseticks": ["YEAR"],
+               "cbpp_obs": ["period"], "arabidopsis": ["nutrient", "rack"]}
 
 
 def names() -> list[str]:
@@ -34,4 +56,7 @@ def load(name: str) -> pd.DataFrame:
         raise KeyError(f"unknown data set {name!r}; available: {names()}")
     with resources.as_file(resources.files(__name__) / FILES[name]) as path:
         frame = pd.read_csv(path)
-    return frame.drop(columns=["rownames"], errors="ignore") if name != "epil" else frame
+    frame = frame.drop(columns=["rownames"], errors="ignore") if name != "epil" else frame
+    for column in CATEGORICAL.get(name, []):
+        frame[column] = pd.Categorical(frame[column])
+    return frame

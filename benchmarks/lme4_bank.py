@@ -1,0 +1,95 @@
+"""The lme4 bank: every textbook multi-factor example fitted with the defaults (4 chains x
+1000 draws), against lme4's time and estimates. ``python benchmarks/lme4_bank.py [ids...]``
+prints a markdown table and writes ``benchmarks/lme4_bank.json``.
+
+Times: "compile" is building the graph, compiling it and a 10-draw warm-up (numba's JIT
+runs on the first call); "fit" is then the default fit on warm caches, draws of the
+marginalised effects and the log likelihood included. lme4's time is the median of 5 fits
+in R (``tests/data/reference/bank.R``). The cases, the agreement rule and the convergence
+rule are those of ``tests/test_lme4_bank.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.test_lme4_bank import (BANK, EXAMPLES, agreement, bank_model,  # noqa: E402
+                                  converged, convergence, reference)
+from hierarchical import marginal  # noqa: E402
+
+OUT = Path(__file__).with_name("lme4_bank.json")
+
+
+def mechanism(model) -> str:
+    """How the model was sampled: marginalised (and the elimination), or each factor's
+    parameterisation."""
+    design = model.design
+    if model.marginalized:
+        plan = marginal.layout(design)
+        name = design.groups[plan.eliminated].name
+        if not plan.rest:
+            return f"marginal ({name})"
+        return f"marginal ({name}, then {plan.components} x {plan.size} dense)"
+    table = model.parameterisation
+    parts = [f"{g}: {'C' if row.centered else 'NC'}" for g, row in table.iterrows()]
+    return ", ".join(parts)
+
+
+def bench(example: str, seed: int) -> dict:
+    start = time.perf_counter()
+    model = bank_model(example)
+    model.compiled_nutpie()
+    model.fit(draws=10, tune=10, chains=1, random_seed=seed, progressbar=False, warn=False)
+    compile_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    fit = model.fit(random_seed=seed, progressbar=False, warn=False)
+    seconds = time.perf_counter() - start
+    fit.example = example
+    table = agreement(fit)
+    summary = convergence(fit)
+    lme4_seconds = reference(example)["seconds"]
+    return {"example": example, "n": BANK["fits"][example]["n"],
+            "family": BANK["fits"][example]["family"], "mechanism": mechanism(model),
+            "route": model.nutpie_route.name, "compile_seconds": compile_seconds,
+            "seconds": seconds, "lme4_seconds": lme4_seconds,
+            "ratio": seconds / lme4_seconds, **summary, "converged": converged(summary),
+            "agree": int(table["agrees"].sum()), "quantities": len(table),
+            "disagree": table.loc[~table["agrees"], "quantity"].tolist(),
+            "within_time": seconds <= max(5.0, 10 * lme4_seconds)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("examples", nargs="*", default=EXAMPLES)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    print("| example | n | family | how | compile s | fit s | lme4 s | ratio | min ESS | "
+          "max r_hat | div | agree | targets |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    rows = []
+    for example in args.examples:
+        r = bench(example, args.seed)
+        rows.append(r)
+        met = "yes" if r["converged"] and r["within_time"] and not r["disagree"] else "NO"
+        print(f"| {example} | {r['n']} | {r['family']} | {r['mechanism']} | "
+              f"{r['compile_seconds']:.1f} | {r['seconds']:.1f} | {r['lme4_seconds']:.2f} | "
+              f"{r['ratio']:.0f} | {r['min_ess_bulk']:.0f} | {r['max_r_hat']:.3f} | "
+              f"{r['divergences']} | {r['agree']}/{r['quantities']} | {met} |", flush=True)
+    ratios = sorted(r["ratio"] for r in rows)
+    median = ratios[len(ratios) // 2] if len(ratios) % 2 else sum(ratios[len(ratios) // 2 - 1:
+                                                                         len(ratios) // 2 + 1]) / 2
+    print(f"\nmedian ratio to lme4: {median:.1f}; targets met by "
+          f"{sum(r['converged'] and r['within_time'] and not r['disagree'] for r in rows)} "
+          f"of {len(rows)}")
+    if set(args.examples) == set(EXAMPLES):
+        OUT.write_text(json.dumps({"seed": args.seed, "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
