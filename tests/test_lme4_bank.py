@@ -21,6 +21,7 @@ refit, which agrees with glmmTMB to 4e-9 in the log likelihood.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -36,7 +37,9 @@ from .test_marginal import dense_loglik, marginal_loglik_function
 BANK = json.loads((Path(__file__).parent / "data" / "reference" / "bank.json").read_text())
 EXAMPLES = list(BANK["fits"])
 GAUSSIAN = [e for e in EXAMPLES if BANK["fits"][e]["family"] == "gaussian"]
-FAST = ["pastes", "penicillin", "machines", "cbpp_obs"]   # the integration tier's fits
+# The integration tier's fits: nested Gaussian and a GLMM with an observation-level factor
+# (Penicillin's dense component costs a 20 s cold LAPACK compile: slow tier).
+FAST = ["pastes", "cbpp_obs"]
 
 
 def example_data(example: str) -> pd.DataFrame:
@@ -51,6 +54,12 @@ def bank_model(example: str, **options) -> hier.Model:
         else entry["family"]
     return hier.Model(entry["python_formula"], example_data(example), family=family,
                       trials=entry["python_trials"], **options)
+
+
+@functools.cache
+def built(example: str) -> hier.Model:
+    """The example's default model, built once per test session (no sampling)."""
+    return bank_model(example)
 
 
 def reference(example: str) -> dict:
@@ -109,7 +118,7 @@ def run(example: str, random_seed: int = 1):
 
 @pytest.mark.parametrize("example", EXAMPLES)
 def test_every_example_builds_with_the_reference_names(example):
-    model = bank_model(example)
+    model = built(example)
     ref = reference(example)
     assert set(model.design.fixed_names) == set(ref["fixed"])
     assert {g.name for g in model.design.groups} == set(BANK["fits"][example]["levels"])
@@ -120,7 +129,7 @@ def test_every_example_builds_with_the_reference_names(example):
 
 @pytest.mark.parametrize("example", GAUSSIAN)
 def test_gaussian_examples_are_marginalised(example):
-    assert bank_model(example).marginalized
+    assert built(example).marginalized
 
 
 @pytest.mark.parametrize("example, components, size", [
@@ -133,7 +142,7 @@ def test_gaussian_examples_are_marginalised(example):
     ("scotssec", 1, 19),      # crossed: dense on the 19 secondary schools
 ])
 def test_elimination_follows_the_design(example, components, size):
-    layout = marginal.layout(bank_model(example).design)
+    layout = marginal.layout(built(example).design)
     assert (layout.components, layout.size) == (components, size)
 
 
@@ -141,7 +150,7 @@ def test_elimination_follows_the_design(example, components, size):
 def test_marginal_likelihood_equals_the_dense_multivariate_normal(example):
     """The block elimination against the n x n covariance, at random points around lme4's
     estimates (relative error 1e-10)."""
-    design = bank_model(example).design
+    design = built(example).design
     logp = marginal_loglik_function(design)
     ref = reference(example)
     rng = np.random.default_rng(3)
