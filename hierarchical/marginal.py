@@ -185,10 +185,6 @@ def unsupported(design: Design) -> str | None:
     return None
 
 
-def applies(design: Design) -> bool:
-    return unsupported(design) is None
-
-
 def sufficient_stats(design: Design) -> SufficientStats:
     plan = layout(design)
     groups, X, y = design.groups, design.X, design.y

@@ -37,9 +37,6 @@ from .test_marginal import dense_loglik, marginal_loglik_function
 BANK = json.loads((Path(__file__).parent / "data" / "reference" / "bank.json").read_text())
 EXAMPLES = list(BANK["fits"])
 GAUSSIAN = [e for e in EXAMPLES if BANK["fits"][e]["family"] == "gaussian"]
-# The integration tier's fits: nested Gaussian and a GLMM with an observation-level factor
-# (Penicillin's dense component costs a 20 s cold LAPACK compile: slow tier).
-FAST = ["pastes", "cbpp_obs"]
 
 
 def example_data(example: str) -> pd.DataFrame:
@@ -170,7 +167,9 @@ def test_marginal_likelihood_equals_the_dense_multivariate_normal(example):
                                                        rel=1e-10)
 
 
-# --- integration and slow tiers: real fits against lme4 ------------------------------------
+# --- slow tier: real fits against lme4 -------------------------------------------------------
+# (the default tier fits nested and crossed Gaussian designs through the same marginal path in
+# test_recovery and test_pooling, and must stay within 10 minutes from a fresh clone)
 
 def _check(example):
     fit = run(example)
@@ -178,12 +177,6 @@ def _check(example):
     assert converged(summary), summary
     table = agreement(fit)
     assert table["agrees"].all(), table[~table["agrees"]]
-
-
-@pytest.mark.integration
-@pytest.mark.parametrize("example", FAST)
-def test_fast_examples_converge_and_agree_with_lme4(example):
-    _check(example)
 
 
 # Variance components NUTS mixes too slowly with 4 x 1000 draws, whatever the
@@ -195,7 +188,7 @@ SHORT_OF_ESS = {"grouseticks": "location SD: bulk ESS about 135 of 4,000, r_hat 
 @pytest.mark.slow
 @pytest.mark.parametrize("example", [
     pytest.param(e, marks=pytest.mark.xfail(reason=SHORT_OF_ESS[e], strict=False))
-    if e in SHORT_OF_ESS else e for e in EXAMPLES if e not in FAST])
+    if e in SHORT_OF_ESS else e for e in EXAMPLES])
 def test_bank_example_converges_and_agrees_with_lme4(example):
     _check(example)
 
