@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -81,9 +82,7 @@ def main() -> None:
               f"{r['compile_seconds']:.1f} | {r['seconds']:.1f} | {r['lme4_seconds']:.2f} | "
               f"{r['ratio']:.0f} | {r['min_ess_bulk']:.0f} | {r['max_r_hat']:.3f} | "
               f"{r['divergences']} | {r['agree']}/{r['quantities']} | {met} |", flush=True)
-    ratios = sorted(r["ratio"] for r in rows)
-    median = ratios[len(ratios) // 2] if len(ratios) % 2 else sum(ratios[len(ratios) // 2 - 1:
-                                                                         len(ratios) // 2 + 1]) / 2
+    median = statistics.median(r["ratio"] for r in rows)
     print(f"\nmedian ratio to lme4: {median:.1f}; targets met by "
           f"{sum(r['converged'] and r['within_time'] and not r['disagree'] for r in rows)} "
           f"of {len(rows)}")

@@ -281,9 +281,17 @@ def _check_rank(X: np.ndarray, names: list[str]) -> None:
                     "(collinear or constant); remove them from the model")
 
 
+def _per_level(codes: np.ndarray, column: np.ndarray) -> np.ndarray | None:
+    """The column's value in each level (``codes`` per row), or None when it varies within
+    a level."""
+    values = np.zeros(codes.max() + 1, dtype=column.dtype)
+    values[codes] = column
+    return values if np.array_equal(values[codes], column) else None
+
+
 def constant_within(values: np.ndarray, codes: np.ndarray) -> bool:
     """True when ``values`` never vary within any level (``codes`` per row)."""
-    return bool((pd.Series(values).groupby(codes).agg(np.ptp) == 0).all())
+    return _per_level(codes, values) is not None
 
 
 def _group_design(frame: pd.DataFrame, term: GroupTerm) -> GroupDesign:
@@ -306,21 +314,23 @@ def _group_design(frame: pd.DataFrame, term: GroupTerm) -> GroupDesign:
     return GroupDesign(term=term, levels=levels, codes=codes, Z=Z, term_names=names, matrix=dm)
 
 
+def level_values(g: GroupDesign, column: np.ndarray) -> np.ndarray | None:
+    """The column's value in each level of g, or None when it varies within a level: a
+    covariate constant within levels, or (given another factor's codes) the level of the
+    factor that g is nested in."""
+    return _per_level(g.codes, column)
+
+
 def parents(design: Design) -> dict[str, str | None]:
     """The factor each pooled factor is nested in (every level inside one level of it), the
     closest such factor, or None: ``(1 | school) + (1 | school:class)`` gives class -> school."""
     pooled = [g for g in design.groups if g.term.pooled]
     out = {}
     for g in pooled:
-        outer = [p for p in pooled if len(p.levels) < len(g.levels) and _nested(g, p)]
+        outer = [p for p in pooled if len(p.levels) < len(g.levels)
+                 and level_values(g, p.codes) is not None]
         out[g.name] = max(outer, key=lambda p: len(p.levels)).name if outer else None
     return out
-
-
-def _nested(inner: GroupDesign, outer: GroupDesign) -> bool:
-    first = np.full(len(inner.levels), -1)
-    first[inner.codes] = outer.codes
-    return bool(np.array_equal(first[inner.codes], outer.codes))
 
 
 def log_offset(frame: pd.DataFrame, spec: ModelSpec) -> np.ndarray | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import SimpleNamespace
 import hashlib
 
@@ -23,7 +23,7 @@ from pytensor.graph.basic import Constant
 from pytensor.graph.traversal import graph_inputs
 
 from . import names
-from .design import Design, GroupDesign, parents
+from .design import Design, GroupDesign, level_values, parents
 from .priors import PriorEntry
 from .spec import Prior
 
@@ -152,13 +152,6 @@ def _group_contribution(g: GroupDesign, effect):
     return (effect[g.codes] * g.Z).sum(axis=1)
 
 
-def _level_values(g: GroupDesign, column: np.ndarray) -> np.ndarray | None:
-    """The column's value in each level of g, or None when it varies within a level."""
-    values = np.full(len(g.levels), np.nan)
-    values[g.codes] = column
-    return values if np.array_equal(values[g.codes], column) else None
-
-
 @dataclass(frozen=True)
 class Centring:
     """Hierarchical centring (Gelfand, Sahu & Carlin 1995) of the centred factors: what each
@@ -179,8 +172,7 @@ class Centring:
 
     fixed: dict
     parent: dict
-    chained: dict = field(default_factory=dict)   # non-centred factor -> its parent, both
-    #                                               inside a centred descendant's total
+    chained: dict   # non-centred factor -> its parent, both inside a centred descendant's total
 
     @property
     def consumed(self) -> set[str]:
@@ -216,7 +208,7 @@ def centring(design: Design) -> Centring:
             if term in g.term_names:
                 options.append((g, g.term_names.index(term), np.ones(len(g.levels))))
             elif "Intercept" in g.term_names:
-                values = _level_values(g, design.X[:, j])
+                values = level_values(g, design.X[:, j])
                 if values is not None:
                     options.append((g, g.term_names.index("Intercept"), values))
         if options:
@@ -234,12 +226,6 @@ def coords(design: Design) -> dict[str, list]:
         if g.term.pooled and g.term.correlated and len(g.term_names) > 1:
             out[names.pair_dim(g.name)] = names.pair_labels(g.term_names)
     return out
-
-
-def _parent_codes(child: GroupDesign, parent: GroupDesign) -> np.ndarray:
-    codes = np.zeros(len(child.levels), dtype=int)
-    codes[child.codes] = parent.codes
-    return codes
 
 
 def linear_predictor(design: Design, entries: dict[str, PriorEntry]):
@@ -261,7 +247,7 @@ def linear_predictor(design: Design, entries: dict[str, PriorEntry]):
     def parent_total(g: GroupDesign, parent_name: str):
         """The parent's total at each of g's levels, on g's terms."""
         p = by_name[parent_name]
-        at = totals[parent_name][_parent_codes(g, p)]
+        at = totals[parent_name][level_values(g, p.codes)]
         index = {t: i for i, t in enumerate(p.term_names)}
         zero = pt.zeros(len(g.levels))
         return pt.stack([at[:, index[t]] if t in index else zero for t in g.term_names], axis=1)
@@ -270,14 +256,14 @@ def linear_predictor(design: Design, entries: dict[str, PriorEntry]):
     # the intercept's holder: a factor without the intercept would otherwise carry the
     # covariate's whole level (VerbAgg: Anger, mean 20, in the subjects' totals; intercept
     # and Anger ESS 36 of 4,000).
-    shift, holder = 0.0, None
+    shift, intercept_held = 0.0, False
     for name, held in plan.fixed.items():
-        for j, t, _ in held:
+        for j, _, _ in held:
             if design.fixed_names[j] == "Intercept":
-                holder = (name, t)
+                intercept_held = True
             elif design.fixed_names[j] not in by_name[name].term_names:
                 shift = shift + beta[j] * design.column_means[j]
-    if holder is None and plan.fixed:
+    if not intercept_held and plan.fixed:
         eta = eta + shift
     order = sorted(design.groups, key=lambda g: len(g.levels))   # parents before children
     for g in order:

@@ -320,6 +320,25 @@ def _residual_stats(stats: SufficientStats, g: int, beta):
             for t in range(stats.k[g])]
 
 
+def _whitened(L, r, k: int, sigma2):
+    """(L' r / sigma^2)[a] for one factor's levels: its part of w."""
+    return [sum(L[t][a] * r[t] for t in range(a, k)) / sigma2 for a in range(k)]
+
+
+def _eliminated_system(stats: SufficientStats, beta, L, sigma2):
+    """M_EE and w_E of the eliminated factor, entry by entry (L: its entries)."""
+    E = stats.layout.eliminated
+    k = stats.k[E]
+    block = _scaled(L, k, stats.ZtZ, L, k, sigma2)
+    M = [[block[a][b] + (1.0 if a == b else 0.0) for b in range(k)] for a in range(k)]
+    return M, _whitened(L, _residual_stats(stats, E, beta), k, sigma2)
+
+
+def _logdet_and_quadratic(F, y, k: int):
+    """log det of F F' and |y|^2, summed over levels, from entry-wise F and y (PyTensor)."""
+    return 2 * sum(pt.log(F[a][a]).sum() for a in range(k)), sum((ya ** 2).sum() for ya in y)
+
+
 @dataclass
 class Eliminated:
     """What the likelihood and the effect draws share: the factor of M_EE (F), its whitened
@@ -338,10 +357,7 @@ def eliminate(ops, stats: SufficientStats, beta, Ls: list, sigma) -> Eliminated:
     sigma2 = sigma ** 2
     L = [_entries(Lg, kg) for Lg, kg in zip(Ls, k)]
     LE = L[E]
-    rE = _residual_stats(stats, E, beta)
-    wE = [sum(LE[t][a] * rE[t] for t in range(a, kE)) / sigma2 for a in range(kE)]
-    block = _scaled(LE, kE, stats.ZtZ, LE, kE, sigma2)
-    M = [[block[a][b] + (1.0 if a == b else 0.0) for b in range(kE)] for a in range(kE)]
+    M, wE = _eliminated_system(stats, beta, LE, sigma2)
     F = _cholesky(ops, M, kE)
     y = _forward(F, wE, kE)
     if not plan.rest:
@@ -364,10 +380,10 @@ def eliminate(ops, stats: SufficientStats, beta, Ls: list, sigma) -> Eliminated:
         for b in range(k[g]):
             v_index.append(pairs.col + b)
             v_values.append(-sum(G[g][b][c] * yp[c] for c in range(kE)))
-        rg = _residual_stats(stats, g, beta)
+        wg = _whitened(L[g], _residual_stats(stats, g, beta), k[g], sigma2)
         for a in range(k[g]):
             v_index.append(stats.slot[g] + a)
-            v_values.append(sum(L[g][t][a] * rg[t] for t in range(a, k[g])) / sigma2)
+            v_values.append(wg[a])
     for (g, h), tri in stats.triples.items():
         left = (lambda x: x) if tri.aligned else (lambda x, i=tri.left: x[..., i])
         right = (lambda x: x) if tri.aligned else (lambda x, i=tri.right: x[..., i])
@@ -388,9 +404,7 @@ def _dense_logdet_and_quadratic(S, v, size: int):
     if size <= UNROLLED:
         M = [[S[:, i, j] for j in range(size)] for i in range(size)]
         F = _cholesky(PYTENSOR, M, size)
-        z = _forward(F, [v[:, i] for i in range(size)], size)
-        return (2 * sum(pt.log(F[i][i]).sum() for i in range(size)),
-                sum((zi ** 2).sum() for zi in z))
+        return _logdet_and_quadratic(F, _forward(F, [v[:, i] for i in range(size)], size), size)
     F = pt.linalg.cholesky(S)
     z = pt.linalg.solve_triangular(F, v[:, :, None], lower=True)[:, :, 0]
     diagonal = np.arange(size)
@@ -400,12 +414,8 @@ def _dense_logdet_and_quadratic(S, v, size: int):
 def _one_factor_terms(stats: SufficientStats, beta, L, sigma):
     """log det M and w' M^-1 w for a single factor: closed forms for k <= 2 (intercepts,
     intercept + slope), which sample about twice as fast as the entry-wise Cholesky."""
-    k, sigma2 = stats.k[0], sigma ** 2
-    Lk = _entries(L, k)
-    r = _residual_stats(stats, 0, beta)
-    w = [sum(Lk[t][a] * r[t] for t in range(a, k)) / sigma2 for a in range(k)]
-    block = _scaled(Lk, k, stats.ZtZ, Lk, k, sigma2)
-    M = [[block[a][b] + (1.0 if a == b else 0.0) for b in range(k)] for a in range(k)]
+    k = stats.k[0]
+    M, w = _eliminated_system(stats, beta, _entries(L, k), sigma ** 2)
     if k == 1:
         return pt.log(M[0][0]).sum(), (w[0] ** 2 / M[0][0]).sum()
     if k == 2:
@@ -413,8 +423,7 @@ def _one_factor_terms(stats: SufficientStats, beta, L, sigma):
         det = a * c - b ** 2
         return pt.log(det).sum(), ((c * w[0] ** 2 - 2 * b * w[0] * w[1] + a * w[1] ** 2) / det).sum()
     F = _cholesky(PYTENSOR, M, k)
-    return (2 * sum(pt.log(F[a][a]).sum() for a in range(k)),
-            sum((y ** 2).sum() for y in _forward(F, w, k)))
+    return _logdet_and_quadratic(F, _forward(F, w, k), k)
 
 
 def marginal_loglik(stats: SufficientStats, beta, Ls: list, sigma):
@@ -425,9 +434,7 @@ def marginal_loglik(stats: SufficientStats, beta, Ls: list, sigma):
     these blocks are tiny; broadcast vector expressions compile in about a second."""
     if stats.layout.rest:
         parts = eliminate(PYTENSOR, stats, beta, Ls, sigma)
-        kE = stats.k[stats.layout.eliminated]
-        logdet = 2 * sum(pt.log(parts.F[a][a]).sum() for a in range(kE))
-        quad = sum((ya ** 2).sum() for ya in parts.y)
+        logdet, quad = _logdet_and_quadratic(parts.F, parts.y, stats.k[stats.layout.eliminated])
         dense_logdet, dense_quad = _dense_logdet_and_quadratic(parts.S, parts.v,
                                                                stats.layout.size)
         logdet, quad = logdet + dense_logdet, quad + dense_quad

@@ -32,7 +32,7 @@ import nutpie
 import pymc as pm
 import pytensor
 from pymc.backends.arviz import patch_nutpie_idata
-from pytensor.graph.traversal import applys_between
+from pytensor.graph.traversal import applys_between, graph_inputs
 from xarray import DataTree
 
 from . import graph
@@ -103,8 +103,11 @@ def graph_nodes(model: pm.Model) -> int:
 
 
 def observations(model: pm.Model) -> int:
-    """Values of the observed variables (a marginalised model has none: a Potential)."""
-    return sum(int(np.size(model.rvs_to_values[rv].eval())) for rv in model.observed_RVs)
+    """Values of the observed variables (a marginalised model has none: a Potential), read
+    from the data they come from (evaluating them would compile a function: 0.14 s)."""
+    return sum(int(np.size(node.get_value()))
+               for rv in model.observed_RVs
+               for node in graph_inputs([model.rvs_to_values[rv]]) if hasattr(node, "get_value"))
 
 
 def estimated_gradient_seconds(model: pm.Model) -> float:

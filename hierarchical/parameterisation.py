@@ -15,10 +15,11 @@ a one-factor pilot would count the child's variance as signal (grouseticks: loca
 How centred factors are then centred (on fixed terms, level-constant covariates and their
 parent's total) is ``graph.Centring``.
 
-Pilot (pure numpy, no sampling): residuals of the fixed part by least squares on the link
-scale; tau^2 = var(level estimates) - mean(V_j), floored; row variances are the residual
-variance for Gaussian models, the working variance 1 / (mu) for Poisson, 1 / (trials p
-(1 - p)) for logit, and se^2 for a meta-analysis.
+Pilot (pure numpy, no sampling): the fixed part alone, by IRLS for Poisson and logit models
+(a level's estimate is then its score over its information; Poisson: log observed /
+expected), by least squares on the link scale otherwise (row variances: the residual
+variance for Gaussian models, the family's working variance, se^2 for a meta-analysis);
+tau^2 by DerSimonian-Laird moments, floored.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from .design import Design, GroupDesign, parents
+from .design import Design, GroupDesign, level_values, parents
 
 THRESHOLD = 1.0
 TAU2_FLOOR = 1e-4
@@ -120,38 +121,26 @@ def _pilot_rows(design: Design) -> _Rows:
     Poisson and logit models (the working response of a single 0/1 row is too shrunk to
     estimate a level's effect: VerbAgg's subjects looked 20 times less variable than they
     are), least squares on the link scale otherwise."""
-    family, link = design.spec.family, design.spec.family_object.link.name
-    if (family, link) in CANONICAL:
-        trials = design.trials if design.trials is not None else np.ones(design.n)
+    family = design.spec.family_object
+    if (design.spec.family, family.link.name) in CANONICAL:
+        trials = np.broadcast_to(1.0 if design.trials is None else design.trials, design.n)
         offset = 0.0 if design.offset is None else design.offset
         X = design.X if design.X.shape[1] else np.ones((design.n, 1))
-        mean_rate = (design.y.sum() + 0.5) / (trials.sum() + 1.0)
-        eta = np.full(design.n, np.log(mean_rate) if family == "poisson"
-                      else np.log(mean_rate / (1 - mean_rate)))
+        eta = np.full(design.n, family.link((design.y.sum() + 0.5) / (trials.sum() + 1.0)))
         for _ in range(25):
-            if family == "poisson":
-                mu = np.exp(eta + offset)
-                weight = mu
-            else:
-                p = 1.0 / (1.0 + np.exp(-eta))
-                mu, weight = trials * p, trials * p * (1 - p)
-            weight = np.maximum(weight, 1e-8)
+            mu = trials * family.mean(eta + offset, {}, design)
+            weight = np.maximum(family.working_weight(eta + offset, {}, design), 1e-8)
             work = eta + (design.y - mu) / weight
             coef = np.linalg.solve(X.T @ (weight[:, None] * X) + 1e-8 * np.eye(X.shape[1]),
                                    X.T @ (weight * work))
             eta = X @ coef
-        return _Rows(design.y, mu, design.y - mu, weight, log_ratio=family == "poisson")
-    z, row_var = design.spec.family_object.pilot(design)   # row_var None: estimate sigma^2
+        return _Rows(design.y, mu, design.y - mu, weight,
+                     log_ratio=design.spec.family == "poisson")
+    z, row_var = family.pilot(design)   # row_var None: estimate sigma^2
     resid = _residuals(design, z)
     if row_var is None:
         row_var = np.full_like(z, _gaussian_row_variance(design, resid))
     return _Rows(design.y, None, resid / row_var, 1.0 / row_var)
-
-
-def _level_map(inner: GroupDesign, outer: GroupDesign) -> np.ndarray:
-    out = np.zeros(len(inner.levels), dtype=int)
-    out[inner.codes] = outer.codes
-    return out
 
 
 def ratios(design: Design) -> dict[str, np.ndarray]:
@@ -167,11 +156,11 @@ def ratios(design: Design) -> dict[str, np.ndarray]:
     for g in sorted((g for g in design.groups if g.term.pooled), key=lambda g: -len(g.levels)):
         child = by_name.get(child_of.get(g.name))
         if child is not None and child.name in levels:
-            est, V = _levels(g, rows, levels[child.name], _level_map(child, g))
+            est, V = _levels(g, rows, levels[child.name], level_values(child, g.codes))
         else:
             est, V = _levels(g, rows)
         parent = nested_in.get(g.name)
-        tau2 = _tau2(est, V, _level_map(g, by_name[parent]) if parent else None)
+        tau2 = _tau2(est, V, level_values(g, by_name[parent].codes) if parent else None)
         levels[g.name] = _Level(est, V, tau2)
         out[g.name] = tau2 / V
     return out
