@@ -96,9 +96,11 @@ def run(model_file: ModelFile, *, progressbar: bool = True) -> Analysis:
     seconds["fit"] = time.perf_counter() - start
     analysis = Analysis(model_file, model, fit, seconds=seconds)
     if model_file.report.pooling and analysis.has_pooled_groups:
-        _step(progressbar, "pooling comparison: fitting complete and no pooling")
+        cv = model_file.report.cv
+        _step(progressbar, "pooling comparison: fitting complete and no pooling"
+                           + ("" if cv == "loo" else f", then {cv} cross-validation of all three"))
         start = time.perf_counter()
-        analysis.pooling = compare_pooling(fit, **settings)
+        analysis.pooling = compare_pooling(fit, cv=cv, **settings)
         seconds["pooling"] = time.perf_counter() - start
     elif model_file.report.pooling:
         analysis.skipped["pooling"] = NO_POOLED_GROUP

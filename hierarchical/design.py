@@ -7,7 +7,7 @@ never modified: we work on a copy of just the columns the model needs.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import formulae
 import numpy as np
@@ -81,6 +81,16 @@ class Design:
     @property
     def n(self) -> int:
         return len(self.y)
+
+    def rows(self, index: np.ndarray) -> "Design":
+        """The design restricted to these row positions; levels and encodings are kept."""
+        def pick(values):
+            return None if values is None else values[index]
+
+        return replace(self, data=self.data.iloc[index], y=self.y[index], X=self.X[index],
+                       groups=[replace(g, codes=g.codes[index], Z=g.Z[index]) for g in self.groups],
+                       trials=pick(self.trials), offset=pick(self.offset), se=pick(self.se),
+                       weights=pick(self.weights))
 
 
 def required_columns(spec: ModelSpec) -> list[str]:
@@ -209,6 +219,18 @@ def _positive(values: np.ndarray, frame, column: str, role: str) -> np.ndarray:
     if bad.any():
         raise DataError(f"{role} column {column!r} must be > 0: values {_values(values[bad])} "
                         f"in row(s): {_rows(frame.index[bad])}")
+    return values
+
+
+def _frequency_weights(values: np.ndarray, frame, column: str) -> np.ndarray:
+    """Weights >= 0, not all 0: a row weighted 0 counts for nothing (as in lme4), which is
+    how cross-validation holds rows out without changing the model's structure."""
+    bad = ~(values >= 0) | ~np.isfinite(values)
+    if bad.any():
+        raise DataError(f"weights column {column!r} must be >= 0 and finite: values "
+                        f"{_values(values[bad])} in row(s): {_rows(frame.index[bad])}")
+    if not values.any():
+        raise DataError(f"weights column {column!r} is 0 in every row: no row counts")
     return values
 
 
@@ -360,8 +382,8 @@ def build_design(spec: ModelSpec, data: pd.DataFrame, *, dropna: bool = False) -
                        "standard error")
     weights = None
     if spec.weights:
-        weights = _positive(_numeric_column(frame, spec.weights, "weights"), frame, spec.weights,
-                            "weights")
+        weights = _frequency_weights(_numeric_column(frame, spec.weights, "weights"), frame,
+                                     spec.weights)
     fixed_matrix, X, fixed_names = _design_matrix(spec.fixed, frame, "the fixed part")
     _check_rank(X, fixed_names)
     groups = [_group_design(frame, term) for term in spec.groups]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from functools import cached_property
 
 import arviz as az
@@ -145,9 +146,43 @@ class Fit:
         compressed netCDF file; ``hier.load`` reads it back as it was."""
         persist.save(self, path)
 
-    def loo(self, **kwargs):
-        """PSIS-LOO (arviz) from the stored pointwise log likelihood."""
-        return az.loo(self.idata, **kwargs)
+    def loo(self, *, reloo: bool = False, k_threshold: float = 0.7, workers: int | None = None,
+            client=None, random_seed: int | None = None, cache=True, progressbar: bool = True,
+            **kwargs):
+        """PSIS-LOO (arviz) from the stored pointwise log likelihood.
+
+        ``reloo=True`` refits the model without each observation whose Pareto k exceeds
+        ``k_threshold`` and scores it exactly (``cv.reloo``), on ``workers`` local processes
+        or a Dask ``client``; other keywords go to ``arviz.loo``.
+        """
+        if not reloo:
+            return az.loo(self.idata, **kwargs)
+        from . import cv   # cv builds fold models: a cycle within the model layer
+
+        with warnings.catch_warnings():    # the points it warns about are refitted next
+            warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto")
+            psis = az.loo(self.idata, **{**kwargs, "pointwise": True})
+        return cv.reloo(self, psis, k_threshold=k_threshold, random_seed=random_seed,
+                        workers=workers, client=client, cache=cache, progressbar=progressbar)
+
+    def kfold(self, k: int | None = 10, *, by: str | None = None, stratify: str | None = None,
+              random_seed: int | None = None, workers: int | None = None, client=None,
+              draws_per_level: int | None = None, cache=True, progressbar: bool = True):
+        """K-fold cross-validation: an ELPD object (``cv.KFold``) that ``arviz.compare`` takes.
+
+        ``by`` (a grouping factor or column) holds whole levels out per fold: leave-group-out
+        CV, held-out levels predicted as new groups (``k=None``: one fold per level).
+        ``stratify`` spreads a column's values evenly over folds. Folds refit with this fit's
+        sampler settings, one compile per worker, on ``workers`` local processes (default one
+        per CPU) or the workers of a Dask ``client``: the same seed gives the same result on
+        both. Finished folds are cached (``cache=False`` to turn off, or a directory), so an
+        interrupted run resumes. See ``cv.py`` for how folds are refitted and scored.
+        """
+        from . import cv   # cv builds fold models: a cycle within the model layer
+
+        return cv.kfold(self, k, by=by, stratify=stratify, random_seed=random_seed,
+                        workers=workers, client=client, cache=cache, progressbar=progressbar,
+                        **({} if draws_per_level is None else {"draws_per_level": draws_per_level}))
 
     def _checked_table(self) -> pd.DataFrame:
         """r_hat and ESS of what the sampler moved: fixed effects, variance components and,

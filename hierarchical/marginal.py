@@ -95,7 +95,7 @@ class Layout:
 
 @dataclass
 class SufficientStats:
-    n: int
+    n: np.ndarray                    # the number of rows (their total weight), 0-d
     k: list[int]                     # effects per level, per factor
     XtX: np.ndarray
     Xty: np.ndarray
@@ -110,15 +110,18 @@ class SufficientStats:
     layout: Layout
 
 
-def _pair_sums(a: GroupDesign, b: GroupDesign):
-    """Level pairs of a and b present in the rows, and sum z_a z_b' over each pair's rows."""
+def _pair_sums(a: GroupDesign, b: GroupDesign, w: np.ndarray):
+    """Level pairs of a and b present in the rows, and sum w z_a z_b' over each pair's rows.
+
+    Pairs come from the rows, not the weights: rows weighted 0 keep their pairs (with zero
+    sums), so every cross-validation fold has the structure of the full data."""
     key = a.codes.astype(np.int64) * len(b.levels) + b.codes
     unique, inverse = np.unique(key, return_inverse=True)
     ka, kb = a.Z.shape[1], b.Z.shape[1]
     ZtZ = np.empty((len(unique), ka, kb))
     for s in range(ka):
         for t in range(kb):
-            ZtZ[:, s, t] = np.bincount(inverse, a.Z[:, s] * b.Z[:, t], minlength=len(unique))
+            ZtZ[:, s, t] = np.bincount(inverse, w * a.Z[:, s] * b.Z[:, t], minlength=len(unique))
     return unique // len(b.levels), unique % len(b.levels), ZtZ
 
 
@@ -174,8 +177,6 @@ def unsupported(design: Design) -> str | None:
         return "a factor has no pooling"
     if design.X.shape[1] == 0:
         return "the fixed part is empty"
-    if design.weights is not None:
-        return "the rows are weighted"
     plan = layout(design)
     if plan.size > MAX_COMPONENT or plan.dense_flops > MAX_DENSE_FLOPS:
         other = ", ".join(design.groups[i].name for i in plan.rest)
@@ -186,8 +187,12 @@ def unsupported(design: Design) -> str | None:
 
 
 def sufficient_stats(design: Design) -> SufficientStats:
+    """X'WX, X'Wy, y'Wy and the Z'WZ, Z'WX, Z'Wy blocks, W the frequency weights: a row of
+    weight w counts as w copies of it (sharing its group effects), as in the unmarginalised
+    graph, and a row of weight 0 as absent (cross-validation folds)."""
     plan = layout(design)
     groups, X, y = design.groups, design.X, design.y
+    w = np.ones(len(y)) if design.weights is None else design.weights
     E = plan.eliminated
     ZtX, Zty = [], []
     for g in groups:
@@ -195,19 +200,19 @@ def sufficient_stats(design: Design) -> SufficientStats:
         zx = np.empty((J, k, X.shape[1]))
         for s in range(k):
             for j in range(X.shape[1]):
-                zx[:, s, j] = np.bincount(g.codes, g.Z[:, s] * X[:, j], minlength=J)
+                zx[:, s, j] = np.bincount(g.codes, w * g.Z[:, s] * X[:, j], minlength=J)
         ZtX.append(zx)
-        Zty.append(np.stack([np.bincount(g.codes, g.Z[:, s] * y, minlength=J)
+        Zty.append(np.stack([np.bincount(g.codes, w * g.Z[:, s] * y, minlength=J)
                              for s in range(k)], axis=1))
-    _, _, ZtZ = _pair_sums(groups[E], groups[E])
+    _, _, ZtZ = _pair_sums(groups[E], groups[E], w)
     within, cross, triples = {}, {}, {}
     size = plan.size
     for i in plan.rest:
         for j in plan.rest:
-            left, right, blocks = _pair_sums(groups[i], groups[j])
+            left, right, blocks = _pair_sums(groups[i], groups[j], w)
             if i == j or len(left):
                 within[i, j] = Pairs(blocks, plan.slot[i][left], plan.slot[j][right] % size)
-        level, right, blocks = _pair_sums(groups[E], groups[i])
+        level, right, blocks = _pair_sums(groups[E], groups[i], w)
         cross[i] = Pairs(blocks, level, plan.slot[i][right], _is_range(level))
     J_E = len(groups[E].levels)
     for i in plan.rest:
@@ -218,8 +223,8 @@ def sufficient_stats(design: Design) -> SufficientStats:
             left, right = pairs.row.astype(np.int64), pairs.col.astype(np.int64)
             triples[i, j] = Triples(left, right, cross[i].col[left], cross[j].col[right] % size,
                                     _is_range(left) and _is_range(right))
-    return SufficientStats(n=len(y), k=[g.Z.shape[1] for g in groups], XtX=X.T @ X,
-                           Xty=X.T @ y, yty=np.asarray(y @ y), ZtX=ZtX, Zty=Zty, ZtZ=ZtZ,
+    return SufficientStats(n=np.asarray(w.sum()), k=[g.Z.shape[1] for g in groups],
+                           XtX=X.T @ (w[:, None] * X), Xty=X.T @ (w * y), yty=np.asarray(w @ (y * y)), ZtX=ZtX, Zty=Zty, ZtZ=ZtZ,
                            slot=plan.slot, within=within, cross=cross, triples=triples,
                            layout=plan)
 
@@ -246,7 +251,7 @@ def as_model_data(stats: SufficientStats) -> SufficientStats:
         return ",".join(map(str, pair))
 
     return SufficientStats(
-        n=stats.n, k=stats.k, XtX=data("XtX", stats.XtX), Xty=data("Xty", stats.Xty),
+        n=data("n", stats.n), k=stats.k, XtX=data("XtX", stats.XtX), Xty=data("Xty", stats.Xty),
         yty=data("yty", stats.yty), ZtZ=data("ZtZ", stats.ZtZ),
         ZtX=[data(f"ZtX:{i}", v) for i, v in enumerate(stats.ZtX)],
         Zty=[data(f"Zty:{i}", v) for i, v in enumerate(stats.Zty)],

@@ -32,6 +32,7 @@ value and the valid choices. The schema::
 
     [report]                          # optional; defaults shown
     pooling = true                    # complete / no / partial pooling (extra fits)
+    cv = "loo"                        # how they are compared: loo | kfold | group (refits)
     sensitivity = true                # power-scaling prior sensitivity
     figures = ["shrinkage", "caterpillar", "pooling_vs_size", "variance_components", "power_scale"]
 """
@@ -49,7 +50,7 @@ import pandas as pd
 from . import datasets, templates
 from .exceptions import ModelFileError
 from .formula import from_formula
-from .spec import FAMILIES, ModelSpec, Prior
+from .spec import CV_METHODS, FAMILIES, ModelSpec, Prior
 
 TEMPLATES = {name: getattr(templates, name) for name in
              ("random_intercepts", "random_slopes", "poisson_glmm", "logit_glmm", "meta_analysis")}
@@ -79,6 +80,7 @@ class SamplerSettings:
 @dataclass(frozen=True)
 class ReportSettings:
     pooling: bool = True
+    cv: str = "loo"
     sensitivity: bool = True
     figures: tuple[str, ...] = FIGURES
 
@@ -274,12 +276,16 @@ def _read_sampler(path: Path, values: dict) -> SamplerSettings:
 
 
 def _read_report(path: Path, values: dict) -> ReportSettings:
-    r, d = _Reader(path, "report", values, ("pooling", "sensitivity", "figures")), ReportSettings()
+    r, d = (_Reader(path, "report", values, ("pooling", "cv", "sensitivity", "figures")),
+            ReportSettings())
+    cv = r.get("cv", (str,), d.cv)
+    if cv not in CV_METHODS:
+        r.fail(f"cv: unknown method {cv!r}; valid: {', '.join(CV_METHODS)}")
     figures = r.get("figures", (list,), list(d.figures), what="a list of figure names")
     unknown = [f for f in figures if f not in FIGURES]
     if unknown:
         r.fail(f"figures: unknown figure {unknown[0]!r}; valid figures: {', '.join(FIGURES)}")
-    return ReportSettings(pooling=r.get("pooling", (bool,), d.pooling),
+    return ReportSettings(pooling=r.get("pooling", (bool,), d.pooling), cv=cv,
                           sensitivity=r.get("sensitivity", (bool,), d.sensitivity),
                           figures=tuple(figures))
 

@@ -25,6 +25,7 @@ FIXED = "beta"
 FIXED_DIM = "fixed_term"
 SIGMA = "sigma"
 OBS_DIM = "obs"
+CV_WEIGHT = "_cv_weight"    # the data column that holds a cross-validation fold's rows out
 
 _SUFFIXES = ("sd", "z", "effect", "total", "corr", "corr_chol", "term", "pair")
 # the families' own parameters are named as bambi and brms name them (families.py)

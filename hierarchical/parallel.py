@@ -8,8 +8,35 @@ module-level caches, so a model compiles once per worker.
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+
+import pandas as pd
+
+from .exceptions import SpecError
+
+
+def model_key(model) -> str:
+    """A content key of a model (spec, options, data): what a worker caches compiled
+    models under, and what cached results are filed under."""
+    rows = pd.util.hash_pandas_object(model.data, index=True).sum()
+    return f"{model.spec!r}|{model.marginalized}|{model.aggregate_rows}|{rows}"
+
+
+def plan_workers(n_jobs: int, workers: int | None, client,
+                 cores_per_fit: int | None) -> tuple[int, int]:
+    """(workers, threads per fit): by default one local worker per CPU, at most one per
+    job, and the CPUs shared among the workers; with a Dask client, its workers."""
+    if client is None:
+        workers = min(n_jobs, os.cpu_count() or 1) if workers is None else workers
+        if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+            raise SpecError(f"workers must be a positive integer, but got {workers!r}")
+    else:
+        workers = max(1, len(client.scheduler_info().get("workers", {})))
+    if cores_per_fit is None:
+        cores_per_fit = max(1, (os.cpu_count() or 1) // workers)
+    return workers, cores_per_fit
 
 
 def progress(total: int, enabled: bool, desc: str):

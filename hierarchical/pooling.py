@@ -26,13 +26,14 @@ import pandas as pd
 from arviz_stats import loo_expectations
 from xarray import DataTree
 
+from . import cv as cv_module
 from . import names, shrinkage
 from .bambi_interop import from_bambi
 from .design import constant_within
 from .exceptions import SpecError
 from .fit import Fit
 from .model import Model
-from .spec import ModelSpec
+from .spec import CV_METHODS, ModelSpec
 
 COMPLETE, PARTIAL = "complete pooling", "partial pooling"
 
@@ -117,9 +118,9 @@ class PoolingComparison:
 
     ``table``: one row per (group, level, term): n_obs, the three estimates (posterior mean
     and sd), empirical and model-based shrinkage. ``pooling_factors``: Gelman & Pardoe per
-    (group, term). ``icc``: the partial-pooling fit's ICC. ``compare``: PSIS-LOO comparison
-    of the fits (plus the LOO root-mean-square prediction error for Gaussian models).
-    ``fits``: the fits by name.
+    (group, term). ``icc``: the partial-pooling fit's ICC. ``compare``: the fits compared by
+    ``cv`` (PSIS-LOO, K-fold or leave-group-out; see `compare_fits`). ``fits``: the fits by
+    name.
     """
 
     table: pd.DataFrame
@@ -127,6 +128,7 @@ class PoolingComparison:
     icc: shrinkage.ICC
     compare: pd.DataFrame
     fits: dict[str, Fit]
+    cv: str = "loo"
 
     @property
     def partial(self) -> Fit:
@@ -136,7 +138,8 @@ class PoolingComparison:
         with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 120):
             return "\n\n".join([
                 f"PoolingComparison of {self.partial.spec.formula!r}",
-                "Model comparison (PSIS-LOO):\n" + self.compare.to_string(),
+                f"Model comparison ({self.compare.attrs.get('method', 'PSIS-LOO')}):\n"
+                + self.compare.to_string(),
                 "Pooling factors (Gelman & Pardoe 2006):\n" + self.pooling_factors.to_string(),
                 repr(self.icc)])
 
@@ -211,15 +214,69 @@ def loo_rmse(fit: Fit, loo) -> float:
     return float(np.sqrt(np.mean((fit.model.design.y - loo_mean.values) ** 2)))
 
 
-def compare_fits(fits: dict[str, Fit]) -> pd.DataFrame:
-    """arviz's LOO comparison of the fits, the count of unreliable Pareto k, and for Gaussian
-    models the LOO root-mean-square prediction error."""
-    loos = {name: az.loo(fit.idata, pointwise=True) for name, fit in fits.items()}
-    table = az.compare(loos, round_to="none")
-    table["n_high_pareto_k"] = [int((loos[n].pareto_k.values > loos[n].good_k).sum())
-                                for n in table.index]
-    if next(iter(fits.values())).spec.family == "gaussian":
-        table["rmse_loo"] = [loo_rmse(fits[n], loos[n]) for n in table.index]
+def _cannot_predict_new_levels(fit: Fit, by: str) -> str | None:
+    for g in fit.model.design.groups:
+        if g.name == by and not g.term.pooled:
+            return (f"cannot predict a new level of {by!r}: its levels' coefficients are "
+                    "unpooled, so there is no group distribution to draw a new level from")
+    return None
+
+
+def compare_fits(fits: dict[str, Fit], cv: str = "loo", *, k: int | None = 10,
+                 by: str | None = None, **cv_options) -> pd.DataFrame:
+    """arviz's comparison of the fits by ``cv``:
+
+    * ``"loo"``: PSIS-LOO, with the count of unreliable Pareto k and, for Gaussian models,
+      the LOO root-mean-square prediction error (``rmse_loo``);
+    * ``"kfold"``: ``k``-fold CV with the same folds for every fit (new observations);
+    * ``"group"``: leave-group-out CV by ``by``, ``k`` folds of its levels (new groups). A fit
+      that cannot predict a new level (no pooling) gets a ``note`` saying so and no number.
+
+    For K-fold and group CV: ``rmse_cv`` (Gaussian), failed and unconverged folds, and levels
+    predicted from the prior (unpooled levels with no training rows). ``cv_options`` go to
+    ``Fit.kfold`` (workers, client, random_seed, cache, progressbar).
+    """
+    if cv not in CV_METHODS:
+        raise SpecError(f"cv must be one of {CV_METHODS}, but got {cv!r}")
+    gaussian = next(iter(fits.values())).spec.family == "gaussian"
+    if cv == "loo":
+        loos = {name: az.loo(fit.idata, pointwise=True) for name, fit in fits.items()}
+        table = az.compare(loos, round_to="none")
+        table["n_high_pareto_k"] = [int((loos[n].pareto_k.values > loos[n].good_k).sum())
+                                    for n in table.index]
+        if gaussian:
+            table["rmse_loo"] = [loo_rmse(fits[n], loos[n]) for n in table.index]
+        table.attrs["method"] = "PSIS-LOO"
+        return table
+    if cv == "group" and by is None:
+        raise SpecError("cv='group' needs by=: the grouping factor whose levels are held out")
+    notes = {name: _cannot_predict_new_levels(fit, by) for name, fit in fits.items()
+             if cv == "group"}
+    by = by if cv == "group" else None
+    # one fit that knows `by` makes the folds, and every fit uses them: the same rows held out
+    first = next((n for n, f in fits.items() if by is None or by in f.model.data.columns
+                  or by in [g.name for g in f.model.design.groups]), next(iter(fits)))
+    results = {first: fits[first].kfold(k, by=by, **cv_options)}
+    for name, fit in fits.items():
+        if name != first and notes.get(name) is None:
+            results[name] = cv_module.kfold(fit, folds=results[first].folds.values, **cv_options)
+            results[name].by = by
+    results = {name: results[name] for name in fits if name in results}
+    table = az.compare(results, round_to="none")
+    if gaussian:
+        table["rmse_cv"] = [results[n].rmse for n in table.index]
+    for column, count in (("failed_folds", lambda t: t["error"].notna().sum()),
+                          ("unconverged_folds", lambda t: (~t["converged"].astype(bool)).sum()),
+                          ("levels_from_prior", lambda t: t["levels_from_prior"].sum())):
+        table[column] = [int(count(results[n].fold_table)) for n in table.index]
+    table["note"] = None
+    for name, note in notes.items():
+        if note is not None:
+            table.loc[name, "note"] = note
+    n_folds = results[first].n_folds
+    table.attrs["method"] = (f"{n_folds}-fold CV" if cv == "kfold" else
+                             f"leave-group-out CV by {by!r}, {n_folds} folds")
+    table.attrs["results"] = results
     return table
 
 
@@ -235,13 +292,19 @@ def _as_fit_or_model(obj) -> tuple[Model, Fit | None]:
                     f"as (bambi.Model, DataTree), but got {type(obj).__name__}")
 
 
-def compare_pooling(model, **fit_kwargs) -> PoolingComparison:
+def compare_pooling(model, *, cv: str = "loo", k: int | None = 10, by: str | None = None,
+                    workers: int | None = None, client=None, **fit_kwargs) -> PoolingComparison:
     """Fit complete, no and partial pooling from the same spec and compare them.
 
     ``model``: a `Model` (all three are fitted), a `Fit` or a fitted bambi model given as
     ``(bambi_model, idata)`` (used as the partial-pooling fit; the other two are fitted here).
     ``fit_kwargs`` go to every ``fit`` call (draws, tune, chains, sampler, random_seed, ...).
+    ``cv``: "loo" (PSIS-LOO), "kfold" (``k`` folds: new observations) or "group"
+    (leave-group-out by ``by``, default the pooled factor when there is one: new groups),
+    refitting on ``workers`` local processes or a Dask ``client`` (`compare_fits`).
     """
+    if cv not in CV_METHODS:
+        raise SpecError(f"cv must be one of {CV_METHODS}, but got {cv!r}")
     model, partial = _as_fit_or_model(model)
     pooled = [g.group for g in model.spec.groups if g.pooled]
     if not pooled:
@@ -259,19 +322,26 @@ def compare_pooling(model, **fit_kwargs) -> PoolingComparison:
     for i, (name, spec) in enumerate(plan, start=steps - len(plan) + 1):
         _announce(verbose, i, steps, name, spec)
         fits[name] = Model(spec, model.data).fit(**fit_kwargs)
-    return from_fits(fits)
+    return from_fits(fits, cv=cv, k=k, by=by, workers=workers, client=client,
+                     progressbar=verbose)
 
 
-def from_fits(fits: dict[str, Fit]) -> PoolingComparison:
+def from_fits(fits: dict[str, Fit], cv: str = "loo", *, k: int | None = 10,
+              by: str | None = None, **cv_options) -> PoolingComparison:
     """The comparison of fits already made: ``fits`` maps "partial pooling", "complete
     pooling" and each pooled factor's no-pooling name (``no_pooling_name``) to its fit, as
-    `compare_pooling` makes them (saved fits, for instance)."""
+    `compare_pooling` makes them (saved fits, for instance); ``cv`` as there."""
     partial = fits[PARTIAL]
     pooled = [g.group for g in partial.spec.groups if g.pooled]
+    if cv == "group" and by is None:
+        if len(pooled) != 1:
+            raise SpecError(f"cv='group' needs by=, one of the grouping factors {pooled}")
+        by = pooled[0]
     no_pool = {g: fits[no_pooling_name(partial.model, g)] for g in pooled}
     return PoolingComparison(table=_estimates_table(partial, fits[COMPLETE], no_pool),
                              pooling_factors=partial.pooling_factors(), icc=partial.icc(),
-                             compare=compare_fits(fits), fits=fits)
+                             compare=compare_fits(fits, cv, k=k, by=by, **cv_options),
+                             fits=fits, cv=cv)
 
 
 def _announce(verbose: bool, step: int, steps: int, name: str, spec: ModelSpec) -> None:

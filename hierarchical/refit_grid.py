@@ -22,7 +22,7 @@ import pandas as pd
 
 from .exceptions import SpecError
 from .model import Model
-from .parallel import map_jobs
+from .parallel import map_jobs, model_key, plan_workers
 from .priors import resolve_priors
 from .spec import Prior
 from .summary import DEFAULT_PROB, summarize
@@ -98,11 +98,6 @@ def grid_points(grid: Mapping[str, Sequence[Prior]]) -> list[dict[str, Prior]]:
     return [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())]
 
 
-def _model_key(model) -> str:
-    rows = pd.util.hash_pandas_object(model.data, index=True).sum()
-    return f"{model.spec!r}|{model.marginalized}|{model.aggregate_rows}|{rows}"
-
-
 def prior_grid(model, grid: Mapping[str, Sequence[Prior]], targets=None, *, draws: int = 1000,
                tune: int = 1000, chains: int = 4, random_seed: int = 1,
                workers: int | None = None, client=None, cores_per_fit: int | None = None,
@@ -128,17 +123,9 @@ def prior_grid(model, grid: Mapping[str, Sequence[Prior]], targets=None, *, draw
     points = grid_points(grid)
     for overrides in points:                 # bad keys or parameters fail here, not in a worker
         resolve_priors(model.design, {**model.spec.prior_overrides, **overrides})
-    if client is None:
-        workers = min(len(points), os.cpu_count() or 1) if workers is None else workers
-        if not isinstance(workers, int) or workers < 1:
-            raise SpecError(f"workers must be a positive integer, but got {workers!r}")
-        n_workers = workers
-    else:
-        n_workers = max(1, len(client.scheduler_info().get("workers", {})))
-    if cores_per_fit is None:
-        cores_per_fit = max(1, (os.cpu_count() or 1) // n_workers)
+    n_workers, cores_per_fit = plan_workers(len(points), workers, client, cores_per_fit)
     spec, data, options = model.construction()
-    base = dict(key=_model_key(model), spec=spec, data=data,
+    base = dict(key=model_key(model), spec=spec, data=data,
                 options={**options, "priors_as_data": True}, targets=targets, prob=prob)
     fit_kwargs = dict(draws=draws, tune=tune, chains=chains, cores=cores_per_fit,
                       target_accept=target_accept)

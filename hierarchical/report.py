@@ -57,10 +57,12 @@ nav a { margin-right: .8rem; font-size: .92rem; }
 
 
 def _number(column: str, value) -> str:
-    if isinstance(value, (float, np.floating)) and np.isnan(value):
+    if value is None or value is pd.NA or (isinstance(value, (float, np.floating)) and np.isnan(value)):
         return "&ndash;"
     if isinstance(value, (float, np.floating, int, np.integer)) and not isinstance(value, bool):
-        if column.startswith(("ess", "n_")) or column in ("divergences", "rank", "n_levels"):
+        if column.startswith(("ess", "n_")) or column in ("divergences", "rank", "n_levels",
+                                                          "failed_folds", "unconverged_folds",
+                                                          "levels_from_prior"):
             return f"{value:,.0f}"
         return f"{value:.3f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
     return html.escape(str(value))
@@ -138,6 +140,17 @@ def _model_section(analysis) -> str:
             + f"<pre>{html.escape(model.pymc_model.str_repr())}</pre>")
 
 
+CV_NOTES = {
+    "loo": "Predicting a new observation of a seen group, by Pareto-smoothed importance "
+           "sampling (no refits); n_high_pareto_k counts the observations where it is unreliable.",
+    "kfold": "Predicting new observations: each fold's rows are held out and the models "
+             "refitted without them, every model on the same folds.",
+    "group": "Predicting new groups: each fold holds whole levels out, and the models "
+             "predict them as new levels drawn from the fitted group distribution. No pooling "
+             "has no group distribution, so it cannot predict a new level (no number is given).",
+}
+
+
 def _pooling_section(analysis) -> str:
     fit, pc = analysis.fit, analysis.pooling
     parts = ["<h3>Intraclass correlation</h3>", table_html(fit.icc().summary),
@@ -145,7 +158,9 @@ def _pooling_section(analysis) -> str:
              "<p class='note'>0: the group estimates are their own (no pooling); 1: they are "
              "the population value (complete pooling).</p>", table_html(fit.pooling_factors())]
     if pc is not None:
-        parts += ["<h3>Complete, no and partial pooling (PSIS-LOO)</h3>", table_html(pc.compare)]
+        method = pc.compare.attrs.get("method", "PSIS-LOO")
+        parts += [f"<h3>Complete, no and partial pooling ({html.escape(method)})</h3>",
+                  f"<p class='note'>{CV_NOTES[pc.cv]}</p>", table_html(pc.compare)]
     else:
         parts.append(f"<p class='note'>Pooling comparison not run: "
                      f"{html.escape(analysis.skipped.get('pooling', ''))}.</p>")

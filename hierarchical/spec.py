@@ -13,6 +13,8 @@ from .exceptions import PriorError, SpecError
 from .prior import Prior
 
 POOLING = ("partial", "none")
+# how complete / no / partial pooling are compared: PSIS-LOO, K-fold or leave-group-out CV
+CV_METHODS = ("loo", "kfold", "group")
 FAMILIES = tuple(families.FAMILIES)
 
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -68,6 +69,16 @@ def test_run_writes_report_fit_figures_and_tables(reports, name):
     loaded = hier.load(out / "fit.nc")
     pd.testing.assert_frame_equal(loaded.fixed_effects(), fixed, check_names=False, rtol=1e-6)
     assert "Report: " in result.stdout and "Fixed effects:" in result.stdout
+
+
+@pytest.mark.slow
+def test_report_compares_pooling_by_leave_county_out_cv(reports):
+    _, out = reports["radon_intercepts"]          # [report] cv = "group"
+    html = (out / "report.html").read_text()
+    assert "Complete, no and partial pooling (leave-group-out CV by &#x27;county&#x27;, 10 folds)" in html
+    assert "cannot predict a new level of &#x27;county&#x27;" in html
+    compare = pd.read_csv(out / "tables" / "pooling_compare.csv", index_col=0)
+    assert np.isnan(compare.loc["no pooling", "elpd"]) and compare["rmse_cv"].notna().sum() == 2
 
 
 @pytest.mark.slow

@@ -315,7 +315,7 @@ def test_integer_weights_are_duplicated_rows(name):
     doubled = pd.concat([frame, frame[frame["w"] == 2.0]], ignore_index=True)
     extra = {"trials": "n"} if name == "binomial" else {}
     weighted = hier.Model("y ~ x + (1 | g)", frame, family=name, weights="w", centered=False,
-                          **extra)
+                          marginalize=False, **extra)
     same_priors = {e.key: e.prior for e in weighted.prior_entries}   # defaults scale with the data
     copies = hier.Model("y ~ x + (1 | g)", doubled, family=name, centered=False,
                         aggregate_rows=False, marginalize=False, priors=same_priors, **extra)
@@ -328,18 +328,20 @@ def test_integer_weights_are_duplicated_rows(name):
     # the numpy log likelihood (LOO) carries the weights too
     fit = prior_fit(weighted, draws=5)
     plain = prior_fit(hier.Model("y ~ x + (1 | g)", frame, family=name, centered=False,
-                                 **extra), draws=5)
+                                 marginalize=False, **extra), draws=5)
     np.testing.assert_allclose(fit.idata.log_likelihood["y"].values,
                                plain.idata.log_likelihood["y"].values * frame["w"].to_numpy())
     assert fit.model.full_pymc_model.observed_RVs        # prior predictive graph: unweighted
 
 
-def test_weights_must_be_positive_numbers():
+def test_weights_must_be_non_negative_numbers():
     frame = _frame("negativebinomial").assign(w=1.0)
     frame.loc[frame.index[2], "w"] = -1.0
     before = frame_hash(frame)
-    with pytest.raises(DataError, match=r"weights column 'w' must be > 0.*-1.*row\(s\): 2"):
+    with pytest.raises(DataError, match=r"weights column 'w' must be >= 0.*-1.*row\(s\): 2"):
         hier.Model("y ~ x + (1 | g)", frame, family="negativebinomial", weights="w")
+    with pytest.raises(DataError, match=r"weights column 'w' is 0 in every row"):
+        hier.Model("y ~ x + (1 | g)", frame.assign(w=0.0), family="negativebinomial", weights="w")
     assert frame_hash(frame) == before
 
 

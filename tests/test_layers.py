@@ -14,11 +14,10 @@ LAYERS = [
     ("describe", {"formula", "templates", "datasets", "model_file"}),
     ("bind", {"design", "aggregate", "priors", "parameterisation"}),
     ("build", {"linpred", "graph", "marginal"}),
-    ("sample", {"sampling", "nutpie_sampler"}),
-    ("read", {"summary", "diagnostics", "shrinkage", "predict", "persist", "prior_predictive",
-              "fit"}),
-    ("model", {"model", "bambi_interop"}),
-    ("workflows", {"parallel", "refit_grid", "sensitivity", "pooling", "calibration"}),
+    ("sample", {"sampling", "nutpie_sampler", "parallel"}),
+    ("read", {"summary", "diagnostics", "shrinkage", "predict", "persist", "prior_predictive"}),
+    ("model", {"model", "fit", "cv", "bambi_interop"}),
+    ("workflows", {"refit_grid", "sensitivity", "pooling", "calibration"}),
     ("show", {"plots", "report", "analysis", "cli"}),
 ]
 LAYER = {module: i for i, (_, modules) in enumerate(LAYERS) for module in modules}

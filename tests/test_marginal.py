@@ -211,3 +211,28 @@ def test_several_factors_effect_draws_match_the_exact_joint_conditional(formula)
     draws = np.hstack([u[g.name][0].reshape(n, -1) for g in design.groups])
     assert np.all(np.abs(draws.mean(axis=0) - mean) < 4.5 * np.sqrt(np.diag(cov) / n))
     assert np.abs(np.cov(draws.T) - cov).max() < 0.01
+
+
+@pytest.mark.parametrize("formula", FORMULAS[:2])
+def test_weighted_rows_are_repeated_rows(formula):
+    """Frequency weights 0, 1 and 2 in the marginal likelihood: a row weighted 2 is that
+    row twice and a row weighted 0 is no row (cross-validation folds), against the dense
+    multivariate normal of the data so repeated. The weighted design keeps the full data's
+    structure (level pairs, slots), so every fold shares one compiled graph."""
+    frame = several_factors()
+    frame["w"] = np.arange(len(frame)) % 3 * 1.0
+    weighted = hier.Model(formula, frame, weights="w").design
+    repeated = frame.loc[frame.index.repeat(frame["w"].astype(int))].reset_index(drop=True)
+    dense = hier.Model(formula, repeated).design
+    assert all(len(g.levels) == len(h.levels) for g, h in zip(weighted.groups, dense.groups))
+    logp = marginal_loglik_function(weighted)
+    rng = np.random.default_rng(3)
+    beta, sigma = rng.normal(size=2), 0.9
+    Ls = [np.linalg.cholesky(A @ A.T + 0.1 * np.eye(len(A)))
+          for A in (rng.normal(size=(len(g.term_names),) * 2) for g in weighted.groups)]
+    assert logp(beta, *Ls, sigma) == pytest.approx(dense_loglik(dense, beta, Ls, sigma), rel=1e-10)
+    full = marginal.sufficient_stats(hier.Model(formula, frame).design)
+    held_out = marginal.sufficient_stats(weighted)
+    assert held_out.layout.size == full.layout.size
+    for pair, pairs in full.within.items():
+        assert np.array_equal(held_out.within[pair].row, pairs.row)
