@@ -11,7 +11,7 @@ IVENV := .venv-interop
 ISTAMP := $(IVENV)/.installed
 IPY := $(IVENV)/bin/python
 
-.PHONY: install install-interop demo test test-unit test-slow test-interop test-all bench sbc extremes \
+.PHONY: install install-interop lab demo test test-unit test-slow test-interop test-all bench sbc extremes \
         bad-inputs check-deps check-versions clean
 
 define make_venv
@@ -39,6 +39,12 @@ install-interop: $(ISTAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/hierarchical demo
+
+# JupyterLab on notebooks/ in the project's environment (adds the [lab] extra on first use)
+lab: $(STAMP)
+	@$(PY) -c "import jupyterlab" 2>/dev/null || $(PY) -m pip install --quiet -e '.[lab]'
+	$(PY) -m ipykernel install --user --name hierarchical --display-name "hierarchical (.venv)" >/dev/null
+	$(PY) -m jupyter lab notebooks/
 
 # unit + integration tiers (what CI runs); prints the slowest tests
 test: $(STAMP)

@@ -25,7 +25,7 @@ def main() -> None:
         fit = model.fit(random_seed=1, progressbar=False, warn=False)
         seconds = time.perf_counter() - start
         d = fit.diagnostics()
-        fixed, vc = fit.fixed_effects(), fit.variance_components()
+        fixed, vc = fit.fixed_effects(), fit.variance_components(prob=0.94)
         lo, hi = [c for c in vc.columns if c.startswith("eti")]
         rows = [(term, value, fixed.loc[term], abs(fixed.loc[term, "mean"] - value) < 2.5 * fixed.loc[term, "sd"])
                 for term, value in fixed_of(ref).items()]

@@ -12,8 +12,8 @@ from importlib import import_module
 
 __version__ = "0.1.0"
 
-_MODULES = ("analysis", "calibration", "cv", "datasets", "exceptions", "model_file", "plots",
-            "pooling", "report", "sensitivity")
+_MODULES = ("analysis", "calibration", "cv", "datasets", "effects", "exceptions", "model_file",
+            "plots", "pooling", "ppc", "report", "sensitivity")
 _NAMES = {
     "Fit": "fit", "GroupTerm": "spec", "Model": "model", "ModelSpec": "spec",
     "PoolingComparison": "pooling", "Prior": "spec", "PriorPredictive": "prior_predictive",

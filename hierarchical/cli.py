@@ -31,6 +31,8 @@ see models/*.toml and the docstring of hierarchical/model_file.py for every key.
 def _print_summary(analysis, written) -> None:
     import pandas as pd
 
+    from .model_file import display_path
+
     fit = analysis.fit
     with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 120):
         print("\nFixed effects:")
@@ -44,7 +46,7 @@ def _print_summary(analysis, written) -> None:
     print(fit.diagnostics())
     for part, reason in analysis.skipped.items():
         print(f"(skipped {part}: {reason})")
-    print(f"\nReport: {written['report']}\nFit:    {written['fit']} "
+    print(f"\nReport: {display_path(written['report'])}\nFit:    {display_path(written['fit'])} "
           f"(hier.load) | figures/ and tables/ beside them")
 
 
@@ -87,10 +89,11 @@ def demo(args: argparse.Namespace) -> int:
 
 def check(args: argparse.Namespace) -> int:
     from . import analysis, model_file
+    from .model_file import display_path
 
     mf = model_file.load(args.model_file)
     model = analysis.build_model(mf)
-    print(f"{args.model_file}: valid\n{mf.title}\nModel: {model.spec.formula} "
+    print(f"{display_path(mf.path)}: valid\n{mf.title}\nModel: {model.spec.formula} "
           f"({model.spec.family}) on {model.design.n} rows of {mf.data_source}\n")
     print(model.priors.to_string())
     print()

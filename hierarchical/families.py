@@ -132,6 +132,7 @@ class Family:
     log_link_offsets = False        # offset= / exposure= apply (a log link)
     needs_trials = False
     needs_se = False
+    discrete = False                # counts or successes: zeros and maxima are worth checking
 
     def __init__(self, link: str | None = None):
         link = self.links[0] if link is None else link
@@ -305,6 +306,7 @@ def _nonnegative_counts(y):
 
 
 class Poisson(Family):
+    discrete = True
     name, links, pymc_dist = "poisson", ("log",), "Poisson"
     aggregates, log_link_offsets = "counts", True
 
@@ -507,6 +509,7 @@ _LATENT_BINARY = {"logit": (np.pi ** 2 / 3, "pi^2/3 (logit latent scale)"),
 
 
 class Binomial(Family):
+    discrete = True
     name, links, pymc_dist = "binomial", ("logit", "probit", "cloglog"), "Binomial"
     aggregates, needs_trials = "trials", True
     _clip = (0.01, 0.99)

@@ -6,14 +6,16 @@ import warnings
 from functools import cached_property
 
 import arviz as az
+import numpy as np
 import pandas as pd
 import xarray as xr
 from xarray import DataTree
 
 from . import diagnostics as diag
+from . import effects
 from . import names, persist, shrinkage
 from . import predict as prediction
-from .summary import DEFAULT_PROB, summarize
+from .summary import FitSummary, interval_columns, summarize
 
 
 def _family_group(name: str) -> str:
@@ -58,13 +60,33 @@ class Fit:
                 f"{self.sampler}, {post.sizes['chain']} chains x {post.sizes['draw']} draws; "
                 f"convergence {self.diagnostics().verdict}>")
 
-    def fixed_effects(self, prob: float = DEFAULT_PROB) -> pd.DataFrame:
+    def _repr_html_(self) -> str:
+        return self.summary()._repr_html_()
+
+    def summary(self, prob: float | None = None) -> FitSummary:
+        """Fixed effects, variance components and the convergence verdict in one object,
+        as lme4's ``summary``: text when printed, tables in a notebook. Intervals follow
+        ``arviz.rcParams["stats.ci_prob"]`` unless ``prob`` is given."""
+        lo, hi = interval_columns(prob)
+        columns = ["mean", "sd", lo, hi, "ess_bulk", "r_hat"]
+        post, design = self.posterior, self.model.design
+        groups = "; ".join(f"{g.name} ({len(g.levels)} levels, {g.counts.min()}-{g.counts.max()} "
+                           "rows each)" for g in design.groups) or "none"
+        link = self.spec.family_object.link.name
+        header = [f"{self.spec.formula}", f"family {self.spec.family} (link {link}); "
+                  f"{design.n} rows; groups: {groups}",
+                  f"{post.sizes['chain']} chains x {post.sizes['draw']} draws ({self.sampler})"
+                  + (f", {self.seconds:.1f} s" if self.seconds else "")]
+        return FitSummary(header, self.fixed_effects(prob)[columns],
+                          self.variance_components(prob)[columns], self.diagnostics())
+
+    def fixed_effects(self, prob: float | None = None) -> pd.DataFrame:
         """One row per fixed-effect term (``Intercept``, ``Days``, ``trt[progabide]``, ...)."""
         index = pd.Index(self.model.design.fixed_names, name="term")
         draws = self.posterior[names.FIXED] if len(index) else None
         return summarize(draws, index, prob)
 
-    def variance_components(self, prob: float = DEFAULT_PROB) -> pd.DataFrame:
+    def variance_components(self, prob: float | None = None) -> pd.DataFrame:
         """SDs (and correlations) per grouping factor, plus the residual SD.
 
         Index (group, name): ("Subject", "Intercept"), ("Subject", "corr(Intercept, Days)"),
@@ -103,7 +125,7 @@ class Fit:
         fixed = beta.sel({names.FIXED_DIM: shared}).rename({names.FIXED_DIM: names.term_dim(group)})
         return effect + fixed.reindex({names.term_dim(group): terms}, fill_value=0.0)
 
-    def group_effects(self, kind: str = "total", prob: float = DEFAULT_PROB) -> pd.DataFrame:
+    def group_effects(self, kind: str = "total", prob: float | None = None) -> pd.DataFrame:
         """Index (group, level, term). ``kind="deviation"`` gives u_j, ``"total"`` beta + u_j."""
         parts = []
         for g in self.model.design.groups:
@@ -116,11 +138,11 @@ class Fit:
                              prob)
         return pd.concat(parts)
 
-    def icc(self, prob: float = DEFAULT_PROB):
+    def icc(self, prob: float | None = None):
         """Posterior of the intraclass correlation per grouping factor (`shrinkage.ICC`)."""
         return shrinkage.icc(self, prob)
 
-    def pooling_factors(self, prob: float = DEFAULT_PROB) -> pd.DataFrame:
+    def pooling_factors(self, prob: float | None = None) -> pd.DataFrame:
         """Gelman & Pardoe (2006) pooling factor per (group, term), with an interval."""
         return shrinkage.pooling_factors(self, prob)
 
@@ -129,17 +151,43 @@ class Fit:
         return shrinkage.model_shrinkage(self)
 
     def predict(self, newdata: pd.DataFrame | None = None, *, kind: str = "mean",
-                new_groups: str = "population", summary: bool = True,
-                random_seed: int | None = None, prob: float = DEFAULT_PROB):
+                new_groups: str = "population", include_groups=True, summary: bool = True,
+                random_seed: int | None = None, prob: float | None = None):
         """Predictions per row of ``newdata`` (default: the fitted rows).
 
         ``kind``: "link" | "mean" | "response"; ``new_groups``: "population" | "zero" |
-        "error" for levels not seen in fitting. Returns a DataFrame (mean, sd, interval) or,
-        with ``summary=False``, a DataArray of draws (chain, draw, obs). The same
+        "error" for levels not seen in fitting; ``include_groups``: True (every factor's
+        effects), False (none: the population-level prediction, brms' ``re_formula = NA``)
+        or a list of factors. Returns a DataFrame (mean, sd, interval) or, with
+        ``summary=False``, a DataArray of draws (chain, draw, obs). The same
         ``random_seed`` gives the same draws.
         """
-        return prediction.predict(self, newdata, kind=kind, new_groups=new_groups, summary=summary,
-                       random_seed=random_seed, prob=prob)
+        return prediction.predict(self, newdata, kind=kind, new_groups=new_groups,
+                                  include_groups=include_groups, summary=summary,
+                                  random_seed=random_seed, prob=prob)
+
+    def posterior_predictive(self, random_seed: int | None = None) -> DataTree:
+        """Draw replicated data y_rep for every fitted row and add them to ``idata`` as the
+        ``posterior_predictive`` group (named after the response, dims chain, draw, obs),
+        aligned with ``observed_data``: obs i is row i of ``model.data``, whatever the
+        data's index or the rows ``dropna`` removed. Returns ``idata``."""
+        draws = self.predict(kind="response", summary=False, random_seed=random_seed)
+        name = names.observed_name(self.model.design)
+        rows = np.arange(self.model.design.n)         # observed_data's coordinate (Model.fit)
+        replicated = xr.Dataset({name: draws.assign_coords({names.OBS_DIM: rows})})
+        self.idata["posterior_predictive"] = DataTree(replicated)
+        return self.idata
+
+    def comparisons(self, variable: str, *, comparison: str = "difference", by=None,
+                    include_groups=False, newdata: pd.DataFrame | None = None, values=None,
+                    prob: float | None = None, random_seed: int | None = None) -> pd.DataFrame:
+        """How the expected response changes with ``variable`` (``effects.py``): each level
+        against the reference, 0 -> 1, or x -> x + 1 (``values=(lo, hi)`` to choose), as a
+        "difference", "ratio" or "oddsratio", averaged over the data (per ``by`` group) or
+        per ``newdata`` row. Columns: estimate, sd, interval, ``p_increase``."""
+        return effects.comparisons(self, variable, comparison=comparison, by=by,
+                                   include_groups=include_groups, newdata=newdata,
+                                   values=values, prob=prob, random_seed=random_seed)
 
     def save(self, path) -> None:
         """Write the fit (draws, spec, options, settings, data, package versions) to one
@@ -160,7 +208,7 @@ class Fit:
         from . import cv   # cv builds fold models: a cycle within the model layer
 
         with warnings.catch_warnings():    # the points it warns about are refitted next
-            warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto")
+            warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto")   # as pooling.PARETO_WARNING
             psis = az.loo(self.idata, **{**kwargs, "pointwise": True})
         return cv.reloo(self, psis, k_threshold=k_threshold, random_seed=random_seed,
                         workers=workers, client=client, cache=cache, progressbar=progressbar)

@@ -6,6 +6,7 @@ in `fit`, and the results live on the returned `Fit`.
 
 from __future__ import annotations
 
+import html
 import time
 from contextlib import nullcontext
 
@@ -197,6 +198,20 @@ class Model:
         return (f"<hierarchical.Model {self.spec.formula!r}, family={self.spec.family}, "
                 f"{self.design.n} rows; groups: {groups or 'none'}>")
 
+    def _repr_html_(self) -> str:
+        """The model as a notebook shows it: formula, data, how each factor is sampled, and
+        every prior with where it came from."""
+        spec, design = self.spec, self.design
+        groups = "".join(f"<li>{html.escape(g.name)}: {len(g.levels)} levels, "
+                         f"{g.counts.min()}&ndash;{g.counts.max()} rows each; terms "
+                         f"{html.escape(', '.join(g.term_names))}</li>" for g in design.groups)
+        how = ("effects integrated out while sampling, drawn exactly afterwards"
+               if self.marginalized else "effects sampled")
+        return (f"<div><p><b>{html.escape(spec.formula)}</b><br>family {spec.family} (link "
+                f"{spec.family_object.link.name}); {design.n} rows; {how}</p>"
+                f"<ul>{groups}</ul>{self.parameterisation.to_html(border=0)}"
+                f"<p><b>Priors</b></p>{self.priors.to_html(border=0)}</div>")
+
     @property
     def full_pymc_model(self) -> pm.Model:
         """The graph with explicit group effects on the rows as given and the response as an
@@ -216,7 +231,7 @@ class Model:
         """Draws from the prior and the prior predictive distribution, summarised as the
         implied ICC, spread of group means and outcome range (``.summary``; the draws are
         in ``.idata``). ``hier.plots.prior_predictive`` draws them against the data."""
-        with sampling.numba_mode():
+        with sampling.numba_mode(), sampling.quiet_logger("pymc.sampling.forward"):
             idata = pm.sample_prior_predictive(draws=draws, model=self.full_pymc_model,
                                                random_seed=random_seed)
         return PriorPredictive(idata, self)

@@ -40,6 +40,7 @@ value and the valid choices. The schema::
 from __future__ import annotations
 
 import inspect
+import os
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -107,7 +108,9 @@ class ModelFile:
 
     @property
     def data_source(self) -> str:
-        return f"packaged data set {self.dataset!r}" if self.dataset else str(self.csv)
+        """The data: a packaged data set, or its CSV named relative to the working directory."""
+        return (f"packaged data set {self.dataset!r}" if self.dataset
+                else f"CSV file {display_path(self.csv)}")
 
     def data(self) -> pd.DataFrame:
         if self.dataset is not None:
@@ -273,6 +276,16 @@ def _read_sampler(path: Path, values: dict) -> SamplerSettings:
                            chains=r.positive_int("chains", d.chains),
                            random_seed=r.positive_int("random_seed", d.random_seed, minimum=0),
                            target_accept=float(target))
+
+
+def display_path(path, start=None) -> str:
+    """``path`` relative to ``start`` (the working directory), so that no report or printed
+    line shows the author's absolute paths; the file name alone when there is no relative
+    path (another drive on Windows)."""
+    try:
+        return os.path.relpath(Path(path), start or os.getcwd())
+    except ValueError:
+        return Path(path).name
 
 
 def _read_report(path: Path, values: dict) -> ReportSettings:

@@ -15,6 +15,7 @@ model-based shrinkage, pooling factors and ICC are defined in ``shrinkage.py``.
 
 from __future__ import annotations
 
+import html
 import sys
 import warnings
 from dataclasses import dataclass, replace
@@ -34,8 +35,10 @@ from .exceptions import SpecError
 from .fit import Fit
 from .model import Model
 from .spec import CV_METHODS, ModelSpec
+from .summary import html_table
 
 COMPLETE, PARTIAL = "complete pooling", "partial pooling"
+PARETO_WARNING = "Estimated shape parameter of Pareto"   # arviz's, per unreliable point
 
 
 def _terms(rhs: str) -> list[str]:
@@ -143,6 +146,14 @@ class PoolingComparison:
                 "Pooling factors (Gelman & Pardoe 2006):\n" + self.pooling_factors.to_string(),
                 repr(self.icc)])
 
+    def _repr_html_(self) -> str:
+        method = self.compare.attrs.get("method", "PSIS-LOO")
+        return (f"<div><p><b>PoolingComparison</b> of {html.escape(self.partial.spec.formula)}</p>"
+                f"<p><b>Model comparison ({html.escape(method)})</b></p>"
+                f"{html_table(self.compare.drop(columns=['weight'], errors='ignore'))}"
+                f"<p><b>Pooling factors</b> (Gelman &amp; Pardoe 2006)</p>"
+                f"{html_table(self.pooling_factors)}{self.icc._repr_html_()}</div>")
+
 
 def _flat_draws(draws) -> np.ndarray:
     """(chain, draw, ...) -> (chain * draw, ...)."""
@@ -209,8 +220,10 @@ def loo_rmse(fit: Fit, loo) -> float:
     tree = DataTree.from_dict({"posterior": fit.idata.posterior.to_dataset(),
                                "posterior_predictive": mean.to_dataset(),
                                "log_likelihood": fit.idata.log_likelihood.to_dataset()})
-    loo_mean, _ = loo_expectations(tree, var_name="mean", log_weights=loo.log_weights,
-                                   pareto_k=loo.pareto_k)
+    with warnings.catch_warnings():   # one per point; compare_fits counts them instead
+        warnings.filterwarnings("ignore", message=PARETO_WARNING)
+        loo_mean, _ = loo_expectations(tree, var_name="mean", log_weights=loo.log_weights,
+                                       pareto_k=loo.pareto_k)
     return float(np.sqrt(np.mean((fit.model.design.y - loo_mean.values) ** 2)))
 
 
@@ -240,7 +253,9 @@ def compare_fits(fits: dict[str, Fit], cv: str = "loo", *, k: int | None = 10,
         raise SpecError(f"cv must be one of {CV_METHODS}, but got {cv!r}")
     gaussian = next(iter(fits.values())).spec.family == "gaussian"
     if cv == "loo":
-        loos = {name: az.loo(fit.idata, pointwise=True) for name, fit in fits.items()}
+        with warnings.catch_warnings():   # the table counts them: n_high_pareto_k
+            warnings.filterwarnings("ignore", message=PARETO_WARNING)
+            loos = {name: az.loo(fit.idata, pointwise=True) for name, fit in fits.items()}
         table = az.compare(loos, round_to="none")
         table["n_high_pareto_k"] = [int((loos[n].pareto_k.values > loos[n].good_k).sum())
                                     for n in table.index]

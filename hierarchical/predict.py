@@ -5,6 +5,8 @@ expected count with exposure for Poisson, the probability per trial for logit mo
 "response" (posterior predictive draws). ``new_groups`` decides what an unseen level gets:
 "population" draws its effect from the fitted group distribution (independently per level
 and per draw), "zero" uses the population-average effect, "error" refuses.
+``include_groups`` decides which factors' effects enter at all: True (all), False (none:
+population-level predictions for any level, brms' ``re_formula = NA``) or a list of factors.
 """
 
 from __future__ import annotations
@@ -16,20 +18,27 @@ import pandas as pd
 import xarray as xr
 
 from . import names
-from .design import (Design, GroupDesign, _check_columns, _handle_missing, _numeric_column,
-                     log_offset, row_labels)
+from .design import (Design, GroupDesign, _check_columns, _formula_vars, _handle_missing,
+                     _numeric_column, log_offset, row_labels)
 from .exceptions import DataError, SpecError
 from .linpred import eta_draws, family_draws, group_cholesky
-from .summary import DEFAULT_PROB, interval_columns
+from .summary import ci_prob, interval_columns
 
 KINDS = ("link", "mean", "response")
 NEW_GROUPS = ("population", "zero", "error")
 
 
-def _needed_columns(design: Design, kind: str) -> list[str]:
+def _needed_columns(design: Design, kind: str, included: list[GroupDesign]) -> list[str]:
     spec = design.spec
+    kept = {g.name for g in included}
+    needed = {f for g in included for f in g.term.factors}
+    needed |= set(_formula_vars(spec.fixed, "the fixed part"))
+    for g in design.groups:
+        if g.name in kept:
+            needed |= set(_formula_vars(g.term.expr, g.term.formula))
+    left_out = {f for g in design.groups if g.name not in kept for f in g.term.factors} - needed
     cols = [c for c in design.data.columns
-            if c not in (spec.response, spec.trials, spec.se)]
+            if c not in (spec.response, spec.trials, spec.se) and c not in left_out]
     if kind == "response":
         cols += [c for c in (spec.trials, spec.se) if c]
     return list(dict.fromkeys(cols))
@@ -78,28 +87,43 @@ def _new_effects(posterior: xr.Dataset, g: GroupDesign, n_new: int, new_groups: 
     return np.concatenate([fitted, extra], axis=2)
 
 
+def included_groups(design: Design, include_groups) -> list[GroupDesign]:
+    """The factors whose effects enter: ``include_groups`` True, False or factor names."""
+    if include_groups is True:
+        return list(design.groups)
+    if include_groups is False:
+        return []
+    valid = [g.name for g in design.groups]
+    chosen = [include_groups] if isinstance(include_groups, str) else include_groups
+    if not isinstance(chosen, (list, tuple)) or any(c not in valid for c in chosen):
+        raise SpecError(f"include_groups must be True, False or a list of grouping factors "
+                        f"from {valid}, but got {include_groups!r}")
+    return [g for g in design.groups if g.name in chosen]
+
+
 def predict(fit, newdata: pd.DataFrame | None = None, *, kind: str = "mean",
-            new_groups: str = "population", summary: bool = True,
-            random_seed: int | None = None, prob: float = DEFAULT_PROB):
+            new_groups: str = "population", include_groups=True, summary: bool = True,
+            random_seed: int | None = None, prob: float | None = None):
     if kind not in KINDS:
         raise SpecError(f"kind must be one of {KINDS}, but got {kind!r}")
     if new_groups not in NEW_GROUPS:
         raise SpecError(f"new_groups must be one of {NEW_GROUPS}, but got {new_groups!r}")
     design: Design = fit.model.design
+    included = included_groups(design, include_groups)
     spec = design.spec
     if newdata is None:
         frame = design.data
     else:
         if not isinstance(newdata, pd.DataFrame):
             raise DataError(f"newdata must be a pandas DataFrame, but got {type(newdata).__name__}")
-        cols = _needed_columns(design, kind)
+        cols = _needed_columns(design, kind, included)
         _check_columns(newdata, cols)
         frame = _handle_missing(newdata.loc[:, cols].copy(), dropna=None)
     rng = np.random.default_rng(random_seed)
     posterior = fit.posterior
     X = _fixed_matrix(design, frame)
     groups, effects = [], {}
-    for g in design.groups:
+    for g in included:
         codes, unseen = _group_codes(g, frame, new_groups)
         Z = np.asarray(g.matrix.evaluate_new_data(frame).design_matrix, dtype=float)
         groups.append((g.name, codes, Z))
@@ -120,6 +144,7 @@ def predict(fit, newdata: pd.DataFrame | None = None, *, kind: str = "mean",
                                  "obs": np.asarray(frame.index)})
     if not summary:
         return draws
+    prob = ci_prob(prob)
     lo, hi = interval_columns(prob)
     q = np.quantile(values, [(1 - prob) / 2, (1 + prob) / 2], axis=(0, 1))
     return pd.DataFrame({"mean": values.mean(axis=(0, 1)), "sd": values.std(axis=(0, 1), ddof=1),

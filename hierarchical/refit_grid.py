@@ -25,7 +25,7 @@ from .model import Model
 from .parallel import map_jobs, model_key, plan_workers
 from .priors import resolve_priors
 from .spec import Prior
-from .summary import DEFAULT_PROB, summarize
+from .summary import ci_prob, summarize
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class _Job:
     overrides: dict
     targets: object
     fit_kwargs: dict = field(default_factory=dict)
-    prob: float = DEFAULT_PROB
+    prob: float | None = None      # resolved (ci_prob) before jobs leave this process
 
 
 _MODELS: dict[str, list] = {}      # per worker process: key -> compiled models, one per structure
@@ -101,7 +101,7 @@ def grid_points(grid: Mapping[str, Sequence[Prior]]) -> list[dict[str, Prior]]:
 def prior_grid(model, grid: Mapping[str, Sequence[Prior]], targets=None, *, draws: int = 1000,
                tune: int = 1000, chains: int = 4, random_seed: int = 1,
                workers: int | None = None, client=None, cores_per_fit: int | None = None,
-               target_accept: float = 0.95, prob: float = DEFAULT_PROB,
+               target_accept: float = 0.95, prob: float | None = None,
                progressbar: bool = True) -> pd.DataFrame:
     """Refit ``model`` at every combination of the ``grid`` priors; a tidy table of targets.
 
@@ -126,7 +126,8 @@ def prior_grid(model, grid: Mapping[str, Sequence[Prior]], targets=None, *, draw
     n_workers, cores_per_fit = plan_workers(len(points), workers, client, cores_per_fit)
     spec, data, options = model.construction()
     base = dict(key=model_key(model), spec=spec, data=data,
-                options={**options, "priors_as_data": True}, targets=targets, prob=prob)
+                options={**options, "priors_as_data": True}, targets=targets,
+                prob=ci_prob(prob))     # resolved here: workers have their own rcParams
     fit_kwargs = dict(draws=draws, tune=tune, chains=chains, cores=cores_per_fit,
                       target_accept=target_accept)
     jobs = [_Job(point=i, seed=random_seed + i, overrides=o, fit_kwargs=fit_kwargs, **base)

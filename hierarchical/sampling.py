@@ -6,6 +6,9 @@ module (``nutpie_sampler.py``): it compiles once per graph and is reused by late
 from __future__ import annotations
 
 import importlib.util
+import logging
+import warnings
+from contextlib import contextmanager
 
 import pymc as pm
 import pytensor
@@ -24,6 +27,7 @@ def check_sampler(sampler: str) -> None:
         raise SamplerError(f"sampler={sampler!r} needs the {sampler} package{hint}")
 
 
+@contextmanager
 def numba_mode():
     """Compile every PyTensor function (log densities, initial points, prior draws) through
     numba, without fast-math.
@@ -40,8 +44,29 @@ def numba_mode():
     trajectories amplify that (radon, 2 x 300 draws: beta differed by 0.3). Without
     fast-math LLVM must keep IEEE semantics, so both copies compute the same bits; the cost
     was 0-5 % per gradient. It also makes nutpie's two compile routes compute the same bits.
+
+    PyMC compiles its initial-point function in FAST_COMPILE mode whatever the configured
+    mode, so for correlated effects (an LKJ graph with a scan) PyTensor's C back-end looks for
+    a BLAS once and, on pip installs, warns that it found none. Nothing sampled or drawn runs
+    on that back-end, so inside this context that one warning is not shown.
     """
-    return pytensor.config.change_flags(mode="NUMBA", numba__fastmath=False)
+    with pytensor.config.change_flags(mode="NUMBA", numba__fastmath=False), \
+            warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
+        yield
+
+
+@contextmanager
+def quiet_logger(name: str):
+    """Hold back a logger's INFO lines (PyMC's "Sampling: [...]" list of variables, which a
+    notebook shows as stderr output); warnings and errors still pass."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _seed(random_seed) -> int | None:

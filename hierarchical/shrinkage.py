@@ -45,7 +45,7 @@ import xarray as xr
 from . import names
 from .exceptions import SpecError
 from .linpred import family_draws, group_cholesky, in_sample_eta
-from .summary import DEFAULT_PROB, interval_columns, summarize
+from .summary import ci_prob, interval_columns, summarize
 
 MAX_DRAWS = 500  # model-based shrinkage averages over at most this many (thinned) draws
 
@@ -110,7 +110,7 @@ def model_shrinkage(fit) -> pd.DataFrame:
         index=pd.MultiIndex.from_tuples([], names=["group", "level", "term"]))
 
 
-def pooling_factors(fit, prob: float = DEFAULT_PROB) -> pd.DataFrame:
+def pooling_factors(fit, prob: float | None = None) -> pd.DataFrame:
     """Gelman & Pardoe's pooling factor per (group, term) of each partially pooled factor.
 
     ``pooling_factor`` is their point value, 1 - V_j(E[eps_j]) / E[V_j(eps_j)]. The interval
@@ -120,6 +120,7 @@ def pooling_factors(fit, prob: float = DEFAULT_PROB) -> pd.DataFrame:
     known variances. The per-draw ratio 1 - V_j(E[eps]) / V_j(eps^s) is no interval: it
     runs to large negative values in draws where the SD is near zero.
     """
+    prob = ci_prob(prob)
     lo, hi = interval_columns(prob)
     posterior = _thinned(fit.posterior)
     rows, index = [], []
@@ -155,7 +156,7 @@ class ICC:
 
     draws: xr.DataArray
     residual: str
-    prob: float = DEFAULT_PROB
+    prob: float | None = None
 
     @property
     def summary(self) -> pd.DataFrame:
@@ -198,12 +199,12 @@ def _residual_variance(posterior: xr.Dataset, design, total_group_var: np.ndarra
     return design.spec.family_object.latent_variance(eta_rows, family_draws(posterior, design), design)
 
 
-def icc(fit, prob: float = DEFAULT_PROB) -> ICC:
+def icc(fit, prob: float | None = None) -> ICC:
     """Posterior of the ICC per partially pooled grouping factor (see the module docstring)."""
     return icc_of_draws(fit.posterior, fit.model.design, prob)
 
 
-def icc_of_draws(posterior: xr.Dataset, design, prob: float = DEFAULT_PROB) -> ICC:
+def icc_of_draws(posterior: xr.Dataset, design, prob: float | None = None) -> ICC:
     """The ICC of any draws of the hyperparameters: posterior or prior."""
     variances = _factor_variances(posterior, design)
     if not variances:
@@ -215,4 +216,4 @@ def icc_of_draws(posterior: xr.Dataset, design, prob: float = DEFAULT_PROB) -> I
     draws = xr.DataArray(values, dims=("chain", "draw", "group"),
                          coords={"chain": posterior["chain"], "draw": posterior["draw"],
                                  "group": list(variances)}, name="icc")
-    return ICC(draws=draws, residual=label, prob=prob)
+    return ICC(draws=draws, residual=label, prob=ci_prob(prob))

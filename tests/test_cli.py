@@ -5,6 +5,7 @@ Few draws (2 x 150) make convergence FAIL on purpose-free grounds (ESS < 400), s
 checks below are on what the report contains and on estimates loose enough for 300 draws.
 """
 
+import os
 import re
 import subprocess
 import sys
@@ -20,7 +21,8 @@ from hierarchical import cli
 MODELS = Path(__file__).resolve().parents[1] / "models"
 FEW = ["--draws", "150", "--tune", "200", "--chains", "2"]
 QUICK = [*FEW, "--no-progress"]
-SECTIONS = ("convergence", "model", "priors", "fixed", "variance", "pooling", "groups", "sensitivity")
+SECTIONS = ("convergence", "data", "model", "priors", "fixed", "variance", "pooling", "groups",
+            "ppc", "sensitivity")
 # (term, low, high): wide bands around the published values, safe at 300 draws
 ESTIMATES = {
     "radon_intercepts": ("floor", -0.9, -0.45),          # Gelman & Hill: -0.69
@@ -31,6 +33,13 @@ ESTIMATES = {
     "eight_schools": ("Intercept", -2.0, 12.0),          # BDA: about 4.4
     "salamanders_negbin": ("mined[yes]", -3.2, -1.3),    # glmmTMB: -2.26
 }
+
+
+def assert_relative_paths(html: str, printed: str) -> None:
+    """The report and the printed lines name files relative to the working directory."""
+    shown = re.findall(r"^(?:Report|Fit): +(\S+)", printed, re.MULTILINE)
+    assert len(shown) == 2 and not any(os.path.isabs(p) for p in shown), shown
+    assert f"<code>{MODELS}" not in html and f"run {MODELS}" not in html
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +78,8 @@ def test_run_writes_report_fit_figures_and_tables(reports, name):
     loaded = hier.load(out / "fit.nc")
     pd.testing.assert_frame_equal(loaded.fixed_effects(), fixed, check_names=False, rtol=1e-6)
     assert "Report: " in result.stdout and "Fixed effects:" in result.stdout
+    assert "ppc" in figures and "Bayesian p-value" in html and " ~ " in html    # PPC, likelihood
+    assert_relative_paths(html, result.stdout)
 
 
 @pytest.mark.slow
@@ -104,11 +115,13 @@ def test_options_switch_parts_off_and_strict_fails_on_bad_convergence(tmp_path, 
                      "--strict", "--draws", "30", "--tune", "50", "--chains", "2", "--no-progress"])
     assert code == 3                               # 60 draws cannot reach bulk ESS 400
     figures = sorted(p.stem for p in (tmp_path / "figures").glob("*.png"))
-    assert figures == ["caterpillar", "variance_components"]
+    assert figures == ["caterpillar", "ppc", "variance_components"]
     html = (tmp_path / "report.html").read_text()
     assert "Pooling comparison not run: [report] pooling = false" in html
     assert "Not run: [report] sensitivity = false" in html
-    assert "skipped shrinkage" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "skipped shrinkage" in printed
+    assert_relative_paths(html, printed)
 
 
 @pytest.mark.integration

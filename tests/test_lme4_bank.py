@@ -74,7 +74,7 @@ def agreement(fit) -> pd.DataFrame:
     agree by the rule above."""
     example = fit.example
     ref = reference(example)
-    fixed, vc = fit.fixed_effects(), fit.variance_components()
+    fixed, vc = fit.fixed_effects(), fit.variance_components(prob=0.94)   # the issue's rule
     lo, hi = [c for c in vc.columns if c.startswith("eti")]
     rows = []
     for term, value in ref["fixed"].items():

@@ -13,6 +13,7 @@ builder = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(builder)
 
 NAMES = builder.names()
+MACHINE_PATHS = ("/home/", "/root/", "/work/", "/tmp/", "/Users/", "site-packages", "C:\\")
 
 
 def test_at_least_seven_notebooks():
@@ -31,6 +32,12 @@ def test_committed_notebook_is_its_executed_source(name):
     assert not errors, f"{name}: committed with an error output"
     assert any(o.get("data", {}).get("image/png") for c in code for o in c.outputs), (
         f"{name}: no figure")
+    stderr = [o["text"][:200] for c in code for o in c.outputs if o.get("name") == "stderr"]
+    assert not stderr, f"{name}: warnings in the committed outputs: {stderr}"
+    texts = [str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
+             + str(o.get("data", {}).get("text/html", "")) for c in code for o in c.outputs]
+    paths = [t for t in texts if any(m in t for m in MACHINE_PATHS)]
+    assert not paths, f"{name}: machine paths in the committed outputs: {paths[0][:300]}"
 
 
 # The cheapest notebook runs in every test session; all of them in the slow tier.

@@ -40,14 +40,15 @@ def test_sleepstudy_plots_have_one_panel_per_term(sleep_pooling, tmp_path):
         "variance_components": hier.plots.variance_components(sleep_pooling.partial),
     }
     titles = [ax.get_title() for ax in figures["shrinkage"].axes]
-    assert titles == ["Subject: Intercept, 18 levels", "Subject: Days, 18 levels"]
-    assert [ax.get_title() for ax in figures["caterpillar"].axes] == ["Subject: Intercept",
-                                                                     "Subject: Days"]
+    assert titles == ["Subject intercepts, 18 levels", "Subject slopes on Days, 18 levels"]
+    assert [ax.get_title() for ax in figures["caterpillar"].axes] == [
+        "Subject intercepts (n = 10 each)", "Subject slopes on Days (n = 10 each)"]
     # 18 subjects: every level is labelled
     labels = [t.get_text() for t in figures["caterpillar"].axes[0].get_yticklabels()]
     assert sorted(labels) == sorted(sleep_pooling.partial.model.design.groups[0].levels)
     assert [ax.get_xlabel() for ax in figures["variance_components"].axes] == [
-        "Subject_sd[Intercept]", "Subject_sd[Days]", "sigma"]
+        "SD of Subject intercepts, Reaction", "SD of Subject slopes on Days, Reaction",
+        "residual SD, Reaction"]
     for name, fig in figures.items():
         _png(fig, tmp_path / f"sleepstudy_{name}.png")
 
@@ -56,7 +57,9 @@ def test_plots_stay_readable_with_1000_groups(thousand_groups, tmp_path):
     fig = hier.plots.caterpillar(thousand_groups.partial)
     ax = fig.axes[0]
     assert ax.get_yticklabels() == [] or all(t.get_text() == "" for t in ax.get_yticklabels())
-    assert ax.get_ylabel() == "1000 levels of g, sorted"
+    assert ax.get_ylabel() == "1000 levels of g, sorted; marker area: group size"
+    sizes = ax.collections[1].get_sizes()                # groups of 1 to 5 rows
+    assert sizes.min() < sizes.max()
     assert fig.get_size_inches()[1] <= 12
     _png(fig, tmp_path / "caterpillar_1000.png")
     shrink = hier.plots.shrinkage(thousand_groups)

@@ -13,7 +13,7 @@ import hierarchical as hier
 from hierarchical.pooling import complete_pooling_spec, no_pooling_spec
 from hierarchical.shrinkage import _thinned
 
-from .conftest import python_evaluation
+from .conftest import prior_fit, python_evaluation
 
 SMALL = dict(draws=500, tune=1000, chains=4, progressbar=False)
 
@@ -127,7 +127,7 @@ def test_radon_partial_pooling_predicts_best(radon_pooling):
 
 @pytest.mark.integration
 def test_radon_pooling_factor_and_icc(radon_pooling):
-    pf = radon_pooling.pooling_factors.loc[("county", "Intercept")]
+    pf = radon_pooling.partial.pooling_factors(prob=0.94).loc[("county", "Intercept")]
     assert 0.2 < pf["pooling_factor"] < 0.8
     assert pf["eti94_lb"] < pf["pooling_factor"] < pf["eti94_ub"]
     post = radon_pooling.partial.posterior
@@ -156,7 +156,7 @@ def test_shrinkage_follows_the_group_sd(tau, low, high):
 
 def test_sleepstudy_pooling_factors_and_icc(stored_fit):
     sleepstudy_fit = stored_fit("sleepstudy_slopes")
-    pf = sleepstudy_fit.pooling_factors()
+    pf = sleepstudy_fit.pooling_factors(prob=0.94)
     # the interval is the model-based factor's: near [0, 1], around G&P's point value
     assert (pf["eti94_lb"] >= 0).all() and (pf["eti94_ub"] <= 1.05).all(), pf
     assert ((pf["model_based"] - pf["pooling_factor"]).abs() < 0.1).all(), pf
@@ -225,13 +225,35 @@ def test_poisson_icc_uses_the_lognormal_approximation():
     assert "log-normal" in fit.icc().residual
 
 
-@pytest.mark.integration
-def test_crossed_factors_get_one_table_each():
+def _crossed() -> pd.DataFrame:
     rng = np.random.default_rng(8)
     a, b = rng.integers(0, 12, 400), rng.integers(0, 8, 400)
     y = 1.0 * rng.normal(size=12)[a] + 0.25 * rng.normal(size=8)[b] + rng.normal(size=400)
-    data = pd.DataFrame({"y": y, "a": a, "b": b})
-    pc = hier.compare_pooling(hier.Model("y ~ 1 + (1 | a) + (1 | b)", data), random_seed=9, **SMALL)
+    return pd.DataFrame({"y": y, "a": a, "b": b})
+
+
+def test_crossed_factors_get_one_table_each_from_draws():
+    """The comparison's layout with two crossed factors, from prior draws (no sampling)."""
+    from hierarchical import pooling
+
+    data = _crossed()
+    model = hier.Model("y ~ 1 + (1 | a) + (1 | b)", data)
+    specs = {"partial pooling": model.spec, "complete pooling": complete_pooling_spec(model.spec),
+             "no pooling (a)": no_pooling_spec(model, "a"),
+             "no pooling (b)": no_pooling_spec(model, "b")}
+    fits = {name: prior_fit(hier.Model(spec, data), draws=100, seed=i)
+            for i, (name, spec) in enumerate(specs.items())}
+    # the table and the ICC (prior draws make no sense to compare by LOO)
+    table = pooling._estimates_table(fits["partial pooling"], fits["complete pooling"],
+                                     {"a": fits["no pooling (a)"], "b": fits["no pooling (b)"]})
+    assert table.groupby(level="group").size().to_dict() == {"a": 12, "b": 8}
+    assert set(fits["partial pooling"].icc().summary.index) == {"a", "b"}
+
+
+@pytest.mark.slow   # four fits with dense crossed blocks: about 50 s with cold caches
+def test_crossed_factors_get_one_table_each():
+    pc = hier.compare_pooling(hier.Model("y ~ 1 + (1 | a) + (1 | b)", _crossed()),
+                              random_seed=9, **SMALL)
     assert set(pc.compare.index) == {"partial pooling", "complete pooling", "no pooling (a)",
                                      "no pooling (b)"}
     assert pc.table.groupby(level="group").size().to_dict() == {"a": 12, "b": 8}

@@ -20,11 +20,14 @@ QUICK = os.environ.get("HIERARCHICAL_QUICK") == "1"   # the test suite sets this
 SAMPLING = dict(draws=200, tune=300, chains=2) if QUICK else dict(draws=1000, tune=1000, chains=4)
 
 # %%
+import arviz as az
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 import hierarchical as hier
+
+az.rcParams["stats.ci_prob"] = 0.94   # the intervals quoted below are 94% (tables follow ArviZ)
 
 pd.set_option("display.precision", 3)
 pd.set_option("display.max_colwidth", 90)
@@ -72,24 +75,23 @@ table
 # biased low (the same reason REML exists for linear models). glmer's value is well inside the
 # 94% interval.
 #
-# **Odds ratios.** Relative to period 1, the odds of a new case are multiplied by:
+# **Odds ratios.** Relative to period 1, the odds of a new case are multiplied by (the
+# population-level comparison of `fit.comparisons`: herd effects left out, so in a logit model
+# each odds ratio is `exp` of its coefficient; `p_increase` is the posterior probability that
+# the odds rise):
 
 # %%
-beta = cbpp_fit.posterior["beta"]
-odds = np.exp(beta.sel(fixed_term=["period[2]", "period[3]", "period[4]"]))
-pd.DataFrame({"odds ratio (mean)": odds.mean(("chain", "draw")).values,
-              "3%": odds.quantile(0.03, ("chain", "draw")).values,
-              "97%": odds.quantile(0.97, ("chain", "draw")).values},
-             index=odds["fixed_term"].values)
+cbpp_fit.comparisons("period", comparison="oddsratio")
 
 # %% [markdown]
 # **Probabilities.** `fit.predict(kind="mean")` gives the probability per trial. For a typical
-# herd (`new_groups="zero"`: random effect at its mean of zero) and for a herd drawn at random
-# from the population of herds (`"population"`), the second averaging over herds:
+# herd (`include_groups=False`: the herd effect at its mean of zero) and for a herd drawn at
+# random from the population of herds (an unseen herd with `new_groups="population"`), the
+# second averaging over herds:
 
 # %%
 grid = pd.DataFrame({"period": ["1", "2", "3", "4"], "herd": "a new herd", "size": 1})
-typical = cbpp_fit.predict(grid, kind="mean", new_groups="zero", random_seed=1)
+typical = cbpp_fit.predict(grid, kind="mean", include_groups=False)
 random_herd = cbpp_fit.predict(grid, kind="mean", new_groups="population", random_seed=1)
 pd.concat({"typical herd": typical, "random new herd": random_herd}, axis=1).set_index(grid["period"])
 
@@ -196,15 +198,12 @@ fit.variance_components()
 # intercept: where rural use is low, the urban advantage is larger, so urban areas differ less
 # between districts than rural ones.
 #
-# **Odds ratios** for the fixed effects (age per year at the mean age; living children relative
-# to none; urban relative to rural for a typical district):
+# **Odds ratios** for living children relative to none and for urban relative to rural, in a
+# typical district (`fit.comparisons` leaves the district effects out by default):
 
 # %%
-draws = np.exp(fit.posterior["beta"].drop_sel(fixed_term=["Intercept", "age2"]))
-pd.DataFrame({"odds ratio (mean)": draws.mean(("chain", "draw")).values,
-              "3%": draws.quantile(0.03, ("chain", "draw")).values,
-              "97%": draws.quantile(0.97, ("chain", "draw")).values},
-             index=draws["fixed_term"].values)
+pd.concat([fit.comparisons("livch", comparison="oddsratio"),
+           fit.comparisons("urban", comparison="oddsratio")])
 
 # %% [markdown]
 # Having any living child multiplies the odds of use by about 2.3 to 2.6 compared to having
@@ -213,7 +212,7 @@ pd.DataFrame({"odds ratio (mean)": draws.mean(("chain", "draw")).values,
 # first model's linear age term could not capture the fall in use among older women, who
 # mostly have children; with the quadratic, age takes its share.
 #
-# **Predicted probabilities** for a typical district (`new_groups="zero"`) across age, by
+# **Predicted probabilities** for a typical district (`include_groups=False`) across age, by
 # number of children, urban versus rural. The age axis is years from the mean age (about 30).
 
 # %%
@@ -221,8 +220,7 @@ ages = np.linspace(contra["age"].min(), contra["age"].max(), 40)
 grid = pd.DataFrame([(a, u, k) for u in ("N", "Y") for k in ("0", "1", "3+") for a in ages],
                     columns=["age", "urban", "livch"])
 grid["age2"] = grid["age"] ** 2
-grid["district"] = "typical district"
-prob = fit.predict(grid, kind="mean", new_groups="zero", random_seed=4)
+prob = fit.predict(grid, kind="mean", include_groups=False)
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True, layout="constrained")
 for ax, (urban, title) in zip(axes, [("N", "rural"), ("Y", "urban")]):

@@ -24,11 +24,14 @@ SAMPLING = dict(draws=200, tune=300, chains=2) if QUICK else dict(draws=1000, tu
 WORKERS = 1 if QUICK else 2          # prior grids: processes (each compiles the model once)
 
 # %%
+import arviz as az
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 import hierarchical as hier
+
+az.rcParams["stats.ci_prob"] = 0.94   # the intervals quoted below are 94% (tables follow ArviZ)
 from hierarchical import Prior
 
 pd.set_option("display.precision", 3)

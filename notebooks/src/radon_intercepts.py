@@ -26,11 +26,14 @@ QUICK = os.environ.get("HIERARCHICAL_QUICK") == "1"   # the test suite sets this
 SAMPLING = dict(draws=200, tune=300, chains=2) if QUICK else dict(draws=1000, tune=1000, chains=4)
 
 # %%
+import arviz as az
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 import hierarchical as hier
+
+az.rcParams["stats.ci_prob"] = 0.94   # the intervals quoted below are 94% (tables follow ArviZ)
 
 pd.set_option("display.precision", 3)
 pd.set_option("display.max_colwidth", 90)

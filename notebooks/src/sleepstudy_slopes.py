@@ -20,11 +20,14 @@ QUICK = os.environ.get("HIERARCHICAL_QUICK") == "1"   # the test suite sets this
 SAMPLING = dict(draws=200, tune=300, chains=2) if QUICK else dict(draws=1000, tune=1000, chains=4)
 
 # %%
+import arviz as az
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 import hierarchical as hier
+
+az.rcParams["stats.ci_prob"] = 0.94   # the intervals quoted below are 94% (tables follow ArviZ)
 
 pd.set_option("display.precision", 3)
 pd.set_option("display.max_colwidth", 90)
@@ -56,7 +59,7 @@ print("dims:", model.pymc_model.named_vars_to_dims)
 
 # %%
 fit = model.fit(**SAMPLING, random_seed=1, progressbar=False)
-fit.diagnostics()
+fit                 # in a notebook a fit shows its summary: fixed effects, variance components, verdict
 
 # %% [markdown]
 # ## Estimates beside lme4
@@ -177,7 +180,7 @@ fit.shrinkage().xs("Subject", level="group")["shrinkage_model"].unstack("term").
 
 # %%
 grid = pd.DataFrame({"Days": np.arange(10), "Subject": "new volunteer"})
-average = fit.predict(grid, kind="mean", new_groups="zero", random_seed=3)
+average = fit.predict(grid, kind="mean", include_groups=False)
 new_mean = fit.predict(grid, kind="mean", new_groups="population", random_seed=3)
 new_obs = fit.predict(grid, kind="response", new_groups="population", random_seed=3)
 
