@@ -133,6 +133,7 @@ class Family:
     needs_trials = False
     needs_se = False
     discrete = False                # counts or successes: zeros and maxima are worth checking
+    statement = ""                  # the likelihood as a paper writes it; {m}: the mean of row i
 
     def __init__(self, link: str | None = None):
         link = self.links[0] if link is None else link
@@ -203,6 +204,7 @@ def _normal_logpdf(y, mean, scale):
 
 
 class Gaussian(Family):
+    statement = "Normal({m}, sigma)"
     name, links, pymc_dist = "gaussian", ("identity",), "Normal"
     extras = (Extra("sigma", "positive", "residual SD"),)
 
@@ -238,6 +240,7 @@ class Gaussian(Family):
 
 
 class StudentT(Gaussian):
+    statement = "StudentT(nu, {m}, sigma)"
     name, links, pymc_dist = "t", ("identity",), "StudentT"
     extras = (Extra("sigma", "positive", "scale"), Extra("nu", "positive", "degrees of freedom"))
 
@@ -271,6 +274,7 @@ class StudentT(Gaussian):
 
 class Meta(Family):
     """Random-effects meta-analysis: estimates with known standard errors."""
+    statement = "Normal({m}, {se}_i)"
 
     name, links, pymc_dist, needs_se = "meta", ("identity",), "Normal", True
 
@@ -306,6 +310,7 @@ def _nonnegative_counts(y):
 
 
 class Poisson(Family):
+    statement = "Poisson({m})"
     discrete = True
     name, links, pymc_dist = "poisson", ("log",), "Poisson"
     aggregates, log_link_offsets = "counts", True
@@ -344,6 +349,7 @@ def _nb_logpmf(y, mu, alpha):
 
 class NegativeBinomial(Poisson):
     """NB2: var = mu + mu^2 / alpha."""
+    statement = "NegativeBinomial({m}, alpha)"
 
     name, pymc_dist, aggregates = "negativebinomial", "NegativeBinomial", None
     extras = (Extra("alpha", "positive", "shape: var = mu + mu^2 / alpha"),)
@@ -413,16 +419,19 @@ class _ZeroInflated:
 
 
 class ZeroInflatedPoisson(_ZeroInflated, Poisson):
+    statement = "ZeroInflatedPoisson(psi, {m})"
     name, pymc_dist, aggregates = "zero_inflated_poisson", "ZeroInflatedPoisson", None
     extras = (_ZeroInflated.zero_extra,)
 
 
 class ZeroInflatedNegativeBinomial(_ZeroInflated, NegativeBinomial):
+    statement = "ZeroInflatedNegativeBinomial(psi, {m}, alpha)"
     name, pymc_dist = "zero_inflated_negativebinomial", "ZeroInflatedNegativeBinomial"
     extras = (*NegativeBinomial.extras, _ZeroInflated.zero_extra)
 
 
 class Gamma(Family):
+    statement = "Gamma(alpha, alpha / {m})"
     name, links, pymc_dist, log_link_offsets = "gamma", ("log",), "Gamma", True
     extras = (Extra("alpha", "positive", "shape: var = mu^2 / alpha"),)
 
@@ -459,6 +468,7 @@ class Gamma(Family):
 
 
 class Beta(Family):
+    statement = "Beta({m} kappa, (1 - {m}) kappa)"
     name, links, pymc_dist = "beta", ("logit", "probit", "cloglog"), "Beta"
     extras = (Extra("kappa", "positive", "precision: Beta(mu kappa, (1 - mu) kappa)"),)
     _clip = (1e-3, 1 - 1e-3)
@@ -509,6 +519,7 @@ _LATENT_BINARY = {"logit": (np.pi ** 2 / 3, "pi^2/3 (logit latent scale)"),
 
 
 class Binomial(Family):
+    statement = "Binomial({trials}_i, {m})"
     discrete = True
     name, links, pymc_dist = "binomial", ("logit", "probit", "cloglog"), "Binomial"
     aggregates, needs_trials = "trials", True
@@ -552,6 +563,7 @@ class Binomial(Family):
 
 
 class Bernoulli(Binomial):
+    statement = "Bernoulli({m})"
     name, pymc_dist, needs_trials = "bernoulli", "Bernoulli", False
 
     def check_response(self, y):

@@ -36,7 +36,6 @@ from .summary import ci_prob, interval_columns
 MAX_LABELS = 100
 NO_POOL, PARTIAL, COMPLETE = "#9a9a9a", "#1f5fa8", "#c0392b"
 FLAG = COMPLETE
-PROBABILITY_FAMILIES = ("bernoulli", "binomial")
 
 
 # ---- figures and panels ------------------------------------------------------------------
@@ -132,7 +131,7 @@ def _scale(design, scale: str) -> str:
     if scale == "response":
         return response
     if scale == "mean":
-        return (f"probability of {response}" if spec.family in PROBABILITY_FAMILIES
+        return (f"probability of {response}" if spec.family in effects.PROBABILITY_FAMILIES
                 else f"expected {response}")
     if scale == "ratio":
         if link not in ("log", "logit"):

@@ -24,8 +24,7 @@ import arviz as az
 import formulae
 import numpy as np
 import pandas as pd
-from arviz_stats import loo_expectations
-from xarray import DataTree
+from scipy.special import logsumexp
 
 from . import cv as cv_module
 from . import names, shrinkage
@@ -215,16 +214,16 @@ def _estimates_table(partial: Fit, complete: Fit, no_pool: dict[str, Fit]) -> pd
 
 
 def loo_rmse(fit: Fit, loo) -> float:
-    """Root-mean-square error of the PSIS-LOO predictive means E[y_i | y_-i]."""
-    mean = fit.predict(kind="mean", summary=False).rename("mean")
-    tree = DataTree.from_dict({"posterior": fit.idata.posterior.to_dataset(),
-                               "posterior_predictive": mean.to_dataset(),
-                               "log_likelihood": fit.idata.log_likelihood.to_dataset()})
-    with warnings.catch_warnings():   # one per point; compare_fits counts them instead
-        warnings.filterwarnings("ignore", message=PARETO_WARNING)
-        loo_mean, _ = loo_expectations(tree, var_name="mean", log_weights=loo.log_weights,
-                                       pareto_k=loo.pareto_k)
-    return float(np.sqrt(np.mean((fit.model.design.y - loo_mean.values) ** 2)))
+    """Root-mean-square error of the PSIS-LOO predictive means E[y_i | y_-i]: each row's
+    predictive mean averaged over the draws with its smoothed importance weights. (arviz's
+    ``loo_expectations`` does the same plus a Pareto k per row for the expectation, which we
+    do not use and which took 19 s for 9,000 rows.)"""
+    mean = fit.predict(kind="mean", summary=False).transpose("chain", "draw", names.OBS_DIM)
+    log_w = loo.log_weights.transpose("chain", "draw", ...).values
+    log_w = log_w.reshape(-1, log_w.shape[-1])
+    weights = np.exp(log_w - logsumexp(log_w, axis=0))
+    loo_mean = (weights * mean.values.reshape(-1, mean.shape[-1])).sum(axis=0)
+    return float(np.sqrt(np.mean((fit.model.design.y - loo_mean) ** 2)))
 
 
 def _cannot_predict_new_levels(fit: Fit, by: str) -> str | None:

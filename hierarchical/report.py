@@ -171,20 +171,6 @@ def _section(anchor: str, title: str, body: str) -> str:
 
 # ---- the model as a statistician writes it -----------------------------------------------
 
-# the likelihood of each family; {m} is the expected response of row i
-DISTRIBUTIONS = {
-    "gaussian": "Normal({m}, sigma)",
-    "t": "StudentT(nu, {m}, sigma)",
-    "meta": "Normal({m}, {se}_i)",
-    "poisson": "Poisson({m})",
-    "negativebinomial": "NegativeBinomial({m}, alpha)",
-    "zero_inflated_poisson": "ZeroInflatedPoisson(psi, {m})",
-    "zero_inflated_negativebinomial": "ZeroInflatedNegativeBinomial(psi, {m}, alpha)",
-    "gamma": "Gamma(alpha, alpha / {m})",
-    "beta": "Beta({m} kappa, (1 - {m}) kappa)",
-    "bernoulli": "Bernoulli({m})",
-    "binomial": "Binomial({trials}_i, {m})",
-}
 
 
 def _row_value(name: str) -> str:
@@ -239,7 +225,7 @@ def likelihood_lines(model) -> list[str]:
     spec, design = model.spec, model.design
     family = spec.family_object
     m = "p_i" if spec.family in ("binomial", "bernoulli") else "mu_i"
-    template = DISTRIBUTIONS.get(spec.family, f"{family.pymc_dist}({{m}})")
+    template = family.statement or f"{family.pymc_dist}({{m}})"
     lines = [f"{spec.response}_i ~ " + template.format(m=m, se=spec.se, trials=spec.trials)]
     terms = _fixed_part(design.fixed_names) + [p for g in design.groups for p in _group_part(g)]
     lhs = m if family.link.name == "identity" else f"{family.link.name}({m})"
