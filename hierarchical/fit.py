@@ -15,7 +15,7 @@ from . import diagnostics as diag
 from . import effects
 from . import names, persist, shrinkage
 from . import predict as prediction
-from .summary import FitSummary, interval_columns, summarize
+from .summary import FitSummary, interval_columns, sizes_text, summarize
 
 
 def _family_group(name: str) -> str:
@@ -70,8 +70,8 @@ class Fit:
         lo, hi = interval_columns(prob)
         columns = ["mean", "sd", lo, hi, "ess_bulk", "r_hat"]
         post, design = self.posterior, self.model.design
-        groups = "; ".join(f"{g.name} ({len(g.levels)} levels, {g.counts.min()}-{g.counts.max()} "
-                           "rows each)" for g in design.groups) or "none"
+        groups = "; ".join(f"{g.name} ({len(g.levels)} levels, {sizes_text(g.counts)} rows each)"
+                           for g in design.groups) or "none"
         link = self.spec.family_object.link.name
         header = [f"{self.spec.formula}", f"family {self.spec.family} (link {link}); "
                   f"{design.n} rows; groups: {groups}",

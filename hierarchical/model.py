@@ -29,6 +29,7 @@ from .marginal import build_marginal_model
 from .nutpie_sampler import NutpieSampler, Route
 from .prior_predictive import PriorPredictive
 from .priors import priors_table, resolve_priors
+from .summary import sizes_text
 from .spec import ModelSpec, Prior
 
 
@@ -203,7 +204,7 @@ class Model:
         every prior with where it came from."""
         spec, design = self.spec, self.design
         groups = "".join(f"<li>{html.escape(g.name)}: {len(g.levels)} levels, "
-                         f"{g.counts.min()}&ndash;{g.counts.max()} rows each; terms "
+                         f"{sizes_text(g.counts)} rows each; terms "
                          f"{html.escape(', '.join(g.term_names))}</li>" for g in design.groups)
         how = ("effects integrated out while sampling, drawn exactly afterwards"
                if self.marginalized else "effects sampled")

@@ -75,6 +75,11 @@ class FitSummary:
                 f"{self.diagnostics._repr_html_()}</div>")
 
 
+def sizes_text(counts) -> str:
+    """Rows per level as a header says it: '10' when all are equal, else '1-116'."""
+    return f"{counts.min()}" if counts.min() == counts.max() else f"{counts.min()}-{counts.max()}"
+
+
 def html_table(frame: pd.DataFrame) -> str:
     """A summary table as notebook HTML: 3 decimals, ESS as whole numbers."""
     formats = {c: "{:,.0f}".format for c in frame.columns if str(c).startswith("ess")}
