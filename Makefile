@@ -43,8 +43,7 @@ demo: $(STAMP)
 # JupyterLab on notebooks/ in the project's environment (adds the [lab] extra on first use)
 lab: $(STAMP)
 	@$(PY) -c "import jupyterlab" 2>/dev/null || $(PY) -m pip install --quiet -e '.[lab]'
-	$(PY) -m ipykernel install --user --name hierarchical --display-name "hierarchical (.venv)" >/dev/null
-	$(PY) -m jupyter lab notebooks/
+	$(PY) -m jupyter lab notebooks/ $$([ "$$(id -u)" = 0 ] && echo --allow-root)   # containers run as root
 
 # unit + integration tiers (what CI runs); prints the slowest tests
 test: $(STAMP)
