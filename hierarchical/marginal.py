@@ -494,7 +494,8 @@ def draw_effects(posterior, design: Design, stats: SufficientStats,
         block = slice(start, start + step)
         a = _draw_whitened(stats, beta[block], [L[block] for L in Ls], sigma[block], rng)
         for g, kg, L, ag in zip(design.groups, k, Ls, a):
-            out[g.name][block] = np.einsum("dts,djs->djt", L[block], ag)       # u = L a
+            # u = L a for every level: one batched matmul (einsum took 0.39 s of egsingle's draws)
+            out[g.name][block] = np.matmul(ag, np.swapaxes(L[block], -1, -2))
     return {name: u.reshape(chains, draws, *u.shape[1:]) for name, u in out.items()}
 
 
