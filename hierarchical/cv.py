@@ -41,9 +41,9 @@ from arviz_stats import ELPDDataLOO, ELPDDataLOOKFold
 from scipy.special import logsumexp
 
 from . import __version__, names
-from .design import row_labels
+from .design import levels_of
 from .exceptions import ConvergenceWarning, SpecError
-from .linpred import eta_draws, family_draws, group_cholesky
+from .linpred import eta_draws, family_draws, new_level_effects
 from .model import Model
 from .parallel import map_jobs, model_key, plan_workers
 
@@ -97,14 +97,8 @@ def _check_k(k, n: int, by) -> None:
 
 def _labels(model: Model, column: str, role: str) -> np.ndarray:
     """Row labels of a grouping factor of the model (``a:b`` included) or of a data column."""
-    for g in model.design.groups:
-        if g.name == column:
-            return row_labels(model.data, g.term)
-    if column in model.data.columns:
-        return model.data[column].astype(str).to_numpy()
-    valid = [g.name for g in model.design.groups] + list(model.data.columns)
-    raise SpecError(f"{role}={column!r} is neither a grouping factor nor a column of the "
-                    f"model's data; valid: {valid}")
+    codes, levels = levels_of(model.design, column, role)
+    return np.asarray(levels, dtype=object)[codes]
 
 
 # --- one fold, in a worker ----------------------------------------------------------------
@@ -189,9 +183,7 @@ def heldout_scores(fit, test: np.ndarray, draws_per_level: int,
         effects = {}
         for name, held in unseen.items():
             u = post[names.effect(name)].transpose("chain", "draw", name, names.term_dim(name)).values.copy()
-            chains, draws, _, k = u.shape
-            z = rng.standard_normal((chains, draws, len(held), k))
-            u[:, :, held] = np.einsum("cdij,cdnj->cdni", group_cholesky(post, name, k), z)
+            u[:, :, held] = new_level_effects(post, name, u.shape[-1], len(held), rng)
             effects[name] = u
         eta = eta_draws(post, rows.X, groups, rows.offset, effects)
         ll = family.log_likelihood(rows.y, eta, extra, rows)
@@ -257,6 +249,12 @@ def _run_all(jobs: list[_Job], cache_dir: Path | None, *, workers, client, progr
             tmp.write_bytes(pickle.dumps(result))
             tmp.replace(cache_dir / f"{result.fold}.pkl")
     return [done[job.fold] for job in jobs]
+
+
+def _base_seed(fit, random_seed: int | None) -> int:
+    """The seed refits derive theirs from: the one given, else the fit's own (else 0)."""
+    seed = fit.settings.get("random_seed") if random_seed is None else random_seed
+    return 0 if seed is None else int(seed)
 
 
 def _seed(random_seed: int, kind: int, index: int) -> int:
@@ -355,8 +353,7 @@ def kfold(fit, k: int | None = 10, *, by: str | None = None, stratify: str | Non
     ``folds`` gives the assignment itself (a label per row), for instance another fit's
     ``.folds`` so that models are compared on the same folds; ``by`` then only names it."""
     model, n = fit.model, fit.model.design.n
-    seed = fit.settings.get("random_seed") if random_seed is None else random_seed
-    seed = 0 if seed is None else int(seed)
+    seed = _base_seed(fit, random_seed)
     if folds is not None:
         folds = np.asarray(folds)
         if folds.shape != (n,):
@@ -421,8 +418,7 @@ def reloo(fit, loo: ELPDDataLOO, *, k_threshold: float = 0.7, random_seed: int |
     out = Reloo(**copies, refits=_fold_table([]))
     if len(bad) == 0:
         return out
-    seed = fit.settings.get("random_seed") if random_seed is None else random_seed
-    seed = 0 if seed is None else int(seed)
+    seed = _base_seed(fit, random_seed)
     n_workers, cores = plan_workers(len(bad), workers, client, cores_per_fit)
     jobs, key = _jobs(fit, [np.array([i]) for i in bad], kind=2, random_seed=seed,
                       draws_per_level=DRAWS_PER_LEVEL, cores_per_fit=cores, labels=list(bad))

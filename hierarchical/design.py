@@ -343,6 +343,21 @@ def level_values(g: GroupDesign, column: np.ndarray) -> np.ndarray | None:
     return _per_level(g.codes, column)
 
 
+def levels_of(design: Design, name: str, role: str) -> tuple[np.ndarray, list[str]]:
+    """Each row's level (codes) and the level labels of a grouping factor (``a:b``
+    included) or, failing that, of a column of the model's data (sorted values as text):
+    what ``by=`` and ``stratify=`` arguments name."""
+    for g in design.groups:
+        if g.name == name:
+            return g.codes, list(g.levels)
+    if name in design.data.columns:
+        codes, levels = pd.factorize(design.data[name], sort=True)
+        return codes, [str(v) for v in levels]
+    valid = [g.name for g in design.groups] + list(design.data.columns)
+    raise SpecError(f"{role}={name!r} is neither a grouping factor nor a column of the model's "
+                    f"data; valid: {valid}")
+
+
 def parents(design: Design) -> dict[str, str | None]:
     """The factor each pooled factor is nested in (every level inside one level of it), the
     closest such factor, or None: ``(1 | school) + (1 | school:class)`` gives class -> school."""

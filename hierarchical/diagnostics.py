@@ -11,6 +11,9 @@ import pandas as pd
 
 from .exceptions import ConvergenceWarning
 
+# arviz warns with this once per unreliable PSIS point; callers that count or refit those
+# points (pooling.compare_fits, Fit.loo(reloo=True)) hold it back
+PARETO_WARNING = "Estimated shape parameter of Pareto"
 R_HAT_MAX = 1.01
 ESS_BULK_MIN = 400
 BFMI_MIN = 0.3

@@ -24,7 +24,7 @@ import xarray as xr
 
 from .exceptions import SpecError
 from .predict import predict
-from .summary import ci_prob, interval_columns
+from .summary import interval_table
 
 COMPARISONS = ("difference", "ratio", "oddsratio")
 PROBABILITY_FAMILIES = ("bernoulli", "binomial")
@@ -118,15 +118,12 @@ def comparisons(fit, variable: str, *, comparison: str = "difference", by=None,
     draws = comparison_draws(fit, variable, comparison=comparison, by=by,
                              include_groups=include_groups, newdata=newdata, values=values,
                              random_seed=random_seed)
-    prob = ci_prob(prob)
-    lo, hi = interval_columns(prob)
     values = draws.values.reshape(-1, draws.sizes["row"])
     null = 0.0 if comparison == "difference" else 1.0
-    q = np.quantile(values, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
-    table = pd.DataFrame({"term": variable, "comparison": comparison,
-                          "estimate": values.mean(axis=0), "sd": values.std(axis=0, ddof=1),
-                          lo: q[0], hi: q[1], "p_increase": (values > null).mean(axis=0)},
-                         index=draws.attrs["index"])
+    table = interval_table(values, draws.attrs["index"], prob).rename(columns={"mean": "estimate"})
+    table.insert(0, "term", variable)
+    table.insert(1, "comparison", comparison)
+    table["p_increase"] = (values > null).mean(axis=0)
     return table
 
 

@@ -208,7 +208,7 @@ class Fit:
         from . import cv   # cv builds fold models: a cycle within the model layer
 
         with warnings.catch_warnings():    # the points it warns about are refitted next
-            warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto")   # as pooling.PARETO_WARNING
+            warnings.filterwarnings("ignore", message=diag.PARETO_WARNING)
             psis = az.loo(self.idata, **{**kwargs, "pointwise": True})
         return cv.reloo(self, psis, k_threshold=k_threshold, random_seed=random_seed,
                         workers=workers, client=client, cache=cache, progressbar=progressbar)

@@ -85,3 +85,11 @@ def group_cholesky(posterior: xr.Dataset, name: str, k: int) -> np.ndarray:
     if names.corr_chol(name) in posterior:
         return sd[..., :, None] * posterior[names.corr_chol(name)].values
     return sd[..., :, None] * np.eye(k)
+
+
+def new_level_effects(posterior: xr.Dataset, name: str, k: int, n: int,
+                      rng: np.random.Generator) -> np.ndarray:
+    """Effects of ``n`` levels never seen in fitting, drawn from the fitted group
+    distribution independently per level and per draw: (chain, draw, n, k)."""
+    z = rng.standard_normal((posterior.sizes["chain"], posterior.sizes["draw"], n, k))
+    return np.einsum("cdij,cdnj->cdni", group_cholesky(posterior, name, k), z)

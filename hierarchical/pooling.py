@@ -30,6 +30,7 @@ from . import cv as cv_module
 from . import names, shrinkage
 from .bambi_interop import from_bambi
 from .design import constant_within
+from .diagnostics import PARETO_WARNING
 from .exceptions import SpecError
 from .fit import Fit
 from .model import Model
@@ -37,7 +38,6 @@ from .spec import CV_METHODS, ModelSpec
 from .summary import html_table
 
 COMPLETE, PARTIAL = "complete pooling", "partial pooling"
-PARETO_WARNING = "Estimated shape parameter of Pareto"   # arviz's, per unreliable point
 
 
 def _terms(rhs: str) -> list[str]:

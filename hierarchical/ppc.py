@@ -15,6 +15,7 @@ import pandas as pd
 import xarray as xr
 
 from . import names
+from .design import levels_of
 from .exceptions import SpecError
 
 STATISTICS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -63,14 +64,7 @@ def _levels(fit, by: str | None) -> tuple[np.ndarray, list[str]]:
     design = fit.model.design
     if by is None:
         return np.zeros(design.n, dtype=int), ["all"]
-    for g in design.groups:
-        if g.name == by:
-            return g.codes, list(g.levels)
-    if by in design.data.columns:
-        codes, levels = pd.factorize(design.data[by], sort=True)
-        return codes, [str(v) for v in levels]
-    raise SpecError(f"by={by!r} is neither a grouping factor nor a column of the model's data; "
-                    f"valid: {[g.name for g in design.groups] + list(design.data.columns)}")
+    return levels_of(design, by, "by")
 
 
 def statistics(fit, stat=None, by: str | None = None, random_seed: int | None = None) -> pd.DataFrame:

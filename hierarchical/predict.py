@@ -21,8 +21,8 @@ from . import names
 from .design import (Design, GroupDesign, _check_columns, _formula_vars, _handle_missing,
                      _numeric_column, log_offset, row_labels)
 from .exceptions import DataError, SpecError
-from .linpred import eta_draws, family_draws, group_cholesky
-from .summary import ci_prob, interval_columns
+from .linpred import eta_draws, family_draws, new_level_effects
+from .summary import interval_table
 
 KINDS = ("link", "mean", "response")
 NEW_GROUPS = ("population", "zero", "error")
@@ -82,8 +82,7 @@ def _new_effects(posterior: xr.Dataset, g: GroupDesign, n_new: int, new_groups: 
     if new_groups == "zero":
         extra = np.zeros((chains, draws, n_new, k))
     else:
-        z = rng.standard_normal((chains, draws, n_new, k))
-        extra = np.einsum("cdij,cdnj->cdni", group_cholesky(posterior, name, k), z)
+        extra = new_level_effects(posterior, name, k, n_new, rng)
     return np.concatenate([fitted, extra], axis=2)
 
 
@@ -144,8 +143,4 @@ def predict(fit, newdata: pd.DataFrame | None = None, *, kind: str = "mean",
                                  "obs": np.asarray(frame.index)})
     if not summary:
         return draws
-    prob = ci_prob(prob)
-    lo, hi = interval_columns(prob)
-    q = np.quantile(values, [(1 - prob) / 2, (1 + prob) / 2], axis=(0, 1))
-    return pd.DataFrame({"mean": values.mean(axis=(0, 1)), "sd": values.std(axis=(0, 1), ddof=1),
-                         lo: q[0], hi: q[1]}, index=frame.index)
+    return interval_table(values.reshape(-1, values.shape[-1]), frame.index, prob)

@@ -21,6 +21,16 @@ def interval_columns(prob: float | None = None) -> tuple[str, str]:
     return f"eti{pct}_lb", f"eti{pct}_ub"
 
 
+def interval_table(values: np.ndarray, index: pd.Index, prob: float | None = None) -> pd.DataFrame:
+    """mean, sd and the equal-tailed interval of each column of ``values`` (samples, items):
+    the summary of derived draws (predictions, comparisons), which need no ESS or r_hat."""
+    prob = ci_prob(prob)
+    lo, hi = interval_columns(prob)
+    q = np.quantile(values, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
+    return pd.DataFrame({"mean": values.mean(axis=0), "sd": values.std(axis=0, ddof=1),
+                         lo: q[0], hi: q[1]}, index=index)
+
+
 def summarize(draws: xr.DataArray, index: pd.Index, prob: float | None = None) -> pd.DataFrame:
     """mean, sd, equal-tailed interval, MCSE, ESS and r_hat for each item of ``draws``.
 
