@@ -631,7 +631,7 @@ def _levels_panel(ax, rows, name: str, what: str, by: str) -> None:
 
 
 def ppc(fit, stat=None, by: str | None = None, *, kind: str = "density",
-        random_seed: int | None = None, ax=None, axes=None):
+        random_seed: int | None = None, table: pd.DataFrame | None = None, ax=None, axes=None):
     """Posterior predictive check: does the model reproduce the data?
 
     ``kind="density"``: a panel of the observed response against ``REPLICATES`` replicated
@@ -640,12 +640,15 @@ def ppc(fit, stat=None, by: str | None = None, *, kind: str = "density",
     a histogram of T(y_rep) with T(y) and the Bayesian p-value of `ppc.statistics`; with
     ``by`` (a grouping factor or column), per level the observed T against the replicated
     90% interval, the title counting levels with p < 0.05 or > 0.95. ``stat``: as in
-    `ppc.statistics`. ``ax=`` when there is one panel, else ``axes=`` (one per panel).
+    `ppc.statistics`, or ``table=`` a table it already made (then ``stat`` and ``by`` are
+    its). ``ax=`` when there is one panel, else ``axes=`` (one per panel).
     """
     if kind not in ("density", "stats"):
         raise SpecError(f"kind must be 'density' or 'stats', but got {kind!r}")
     design = fit.model.design
-    table = ppc_stats.statistics(fit, stat, by, random_seed=random_seed)
+    if table is None:
+        table = ppc_stats.statistics(fit, stat, by, random_seed=random_seed)
+    by = table.attrs["by"]
     statistics = list(dict.fromkeys(table.index.get_level_values("statistic")))
     n = len(statistics) + (kind == "density")
     fig, panels = _either(n, ax, axes, width=4.4, height=3.4 if by is None else 3.0 + min(

@@ -350,11 +350,11 @@ def _group_effects_section(analysis) -> str:
 
 
 def posterior_check(analysis) -> tuple[pd.DataFrame, object]:
-    """The Bayesian p-values (``ppc.statistics``) and the figure (``plots.ppc``) of the
-    posterior predictive check; both read the same replicated data, drawn once."""
+    """The Bayesian p-values (``ppc.statistics``) and the figure (``plots.ppc``) drawn from
+    that table: the replicated data are drawn and the statistics computed once."""
     fit, seed = analysis.fit, analysis.model_file.sampler.random_seed
     table = ppc.statistics(fit, random_seed=seed)
-    return table, plots.ppc(fit, random_seed=seed)
+    return table, plots.ppc(fit, random_seed=seed, table=table)
 
 
 def _ppc_table(table: pd.DataFrame) -> pd.DataFrame:

@@ -290,6 +290,10 @@ def test_ppc_by_group_counts_the_extreme_levels(poisson_fit):
     assert [t.get_text() for t in ax.get_yticklabels()] == list(table.index.get_level_values("level"))
     np.testing.assert_allclose(ax.collections[1].get_offsets()[:, 0], table["observed"])
     plt.close(fig)
+    # a table made already is drawn as it is (the report computes it once for both)
+    given = plots.ppc(poisson_fit, kind="stats", table=table)
+    assert given.axes[0].get_title() == ax.get_title()
+    plt.close(given)
     with pytest.raises(SpecError, match="kind must be"):
         plots.ppc(poisson_fit, kind="violin")
 
