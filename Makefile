@@ -5,7 +5,8 @@
 # .venv-interop/  plus the contenders and optional back-ends (bambi, numpyro, dask), which pin
 #                 some of the core's dependencies (bambi: formulae < 0.7), so they live apart
 VENV := .venv
-STAMP := $(VENV)/.installed
+PKG_STAMP := $(VENV)/.installed
+STAMP := $(VENV)/.warmed
 PY := $(VENV)/bin/python
 IVENV := .venv-interop
 ISTAMP := $(IVENV)/.installed
@@ -25,8 +26,15 @@ define make_venv
 	$(1)/bin/python -m pip install --quiet -e '.[$(2)]'
 endef
 
-$(STAMP): pyproject.toml scripts/find_python.sh
+# the package and test tools; `make test` needs no more
+$(PKG_STAMP): pyproject.toml scripts/find_python.sh
 	$(call make_venv,$(VENV),test)
+	@touch $(PKG_STAMP)
+
+# plus the compiled samplers of the demo and the model files, so that a first fit of those
+# structures (on any data) loads from the disk cache instead of compiling (warm.py)
+$(STAMP): $(PKG_STAMP) hierarchical/demo.toml $(wildcard models/*.toml)
+	$(VENV)/bin/hierarchical warm --demo models/*.toml
 	@touch $(STAMP)
 
 $(ISTAMP): pyproject.toml scripts/find_python.sh
@@ -46,10 +54,10 @@ lab: $(STAMP)
 	$(PY) -m jupyter lab notebooks/ $$([ "$$(id -u)" = 0 ] && echo --allow-root)   # containers run as root
 
 # unit + integration tiers (what CI runs); prints the slowest tests
-test: $(STAMP)
+test: $(PKG_STAMP)
 	$(PY) -m pytest
 
-test-slow: $(STAMP)
+test-slow: $(PKG_STAMP)
 	$(PY) -m pytest -m slow
 
 # bambi cross-checks, numpyro, Dask clusters: in their own environment
@@ -57,24 +65,24 @@ test-interop: $(ISTAMP)
 	$(IPY) -m pytest -m "interop and not slow"
 
 # every tier; the interop ones in the interop environment
-test-all: $(STAMP) $(ISTAMP)
+test-all: $(PKG_STAMP) $(ISTAMP)
 	$(PY) -m pytest -m "not interop"
 	$(IPY) -m pytest -m interop
 
 bench: $(ISTAMP)
 	$(IPY) benchmarks/run.py --cold
 
-sbc: $(STAMP)
+sbc: $(PKG_STAMP)
 	$(PY) benchmarks/sbc.py
 
-extremes: $(STAMP)
+extremes: $(PKG_STAMP)
 	$(PY) benchmarks/extremes.py
 
-bad-inputs: $(STAMP)
+bad-inputs: $(PKG_STAMP)
 	$(PY) benchmarks/bad_input_table.py
 
 # the dependency sets a plain install, the test extra and the interop extra resolve
-check-deps: $(STAMP)
+check-deps: $(PKG_STAMP)
 	$(PY) scripts/check_deps.py
 
 # the unit tier on the oldest versions pyproject claims, in a throw-away environment
@@ -85,5 +93,5 @@ clean:
 	rm -rf $(VENV) $(IVENV) build *.egg-info
 
 # the unit tier alone: no sampler runs (tests/conftest.py enforces it)
-test-unit: $(STAMP)
+test-unit: $(PKG_STAMP)
 	$(PY) -m pytest -m "not integration and not slow and not interop"

@@ -1,4 +1,5 @@
-"""Command line: ``hierarchical run models/X.toml`` and ``hierarchical demo``.
+"""Command line: ``hierarchical run models/X.toml``, ``hierarchical demo`` and
+``hierarchical warm`` (compile ahead, see ``warm.py``).
 
 Both fit a declarative model file (``model_file.py``), print what an analyst reads first and
 write a folder with the HTML report, the saved fit, the figures and the tables. The package's
@@ -22,6 +23,7 @@ examples:
   hierarchical run models/sleepstudy.toml            fit, compare pooling, check priors, report
   hierarchical run models/epilepsy.toml --out out/ --draws 500 --no-pooling
   hierarchical check models/eight_schools.toml       validate the file and show the priors
+  hierarchical warm --demo models/*.toml             compile their samplers ahead (make install)
 
 A model file names the data, the model, priors, sampler settings and the report's parts;
 see models/*.toml and the docstring of hierarchical/model_file.py for every key.
@@ -101,6 +103,15 @@ def check(args: argparse.Namespace) -> int:
     return 0
 
 
+def warm(args: argparse.Namespace) -> int:
+    from . import warm as warm_module
+
+    with resources.as_file(resources.files(__package__) / DEMO_FILE) as demo_path:
+        table = warm_module.warm(([demo_path] if args.demo else []) + list(args.model_files))
+    print(f"{len(table)} models compiled in {table['seconds'].sum():.0f} s")
+    return 0
+
+
 def _add_fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="DIR", help="output folder (default: reports/<file name>/)")
     p.add_argument("--sampler", choices=["nutpie", "pymc", "numpyro"],
@@ -144,6 +155,15 @@ def build_parser() -> argparse.ArgumentParser:
                                    "the priors and parameterisation; no sampling.")
     p.add_argument("model_file")
     p.set_defaults(func=check)
+    p = sub.add_parser("warm", help="compile the samplers of model files ahead of their runs",
+                       description="Build every model a run of these files fits (the model and "
+                                   "its pooling comparison) and compile its sampler, so that "
+                                   "later processes load it from the disk cache. The cache is "
+                                   "keyed by the model's structure, so it also serves the same "
+                                   "formulas on other data.")
+    p.add_argument("model_files", nargs="*", help="model files, e.g. models/*.toml")
+    p.add_argument("--demo", action="store_true", help="include the built-in demo")
+    p.set_defaults(func=warm)
     return parser
 
 

@@ -172,7 +172,9 @@ class Family:
         raise NotImplementedError
 
     # -- graph (arguments of the PyMC distribution ``pymc_dist``) --
-    def pymc_kwargs(self, eta, mean, extra: dict, design) -> dict:
+    def pymc_kwargs(self, eta, mean, extra: dict, rows) -> dict:
+        """The PyMC distribution's arguments; ``rows`` holds the per-row arrays it may read
+        (``trials``, ``se``) as graph data."""
         raise NotImplementedError
 
     # -- after sampling (numpy; eta and extras broadcast, draws first) --
@@ -223,7 +225,7 @@ class Gaussian(Family):
     def pilot(self, design):
         return design.y, None
 
-    def pymc_kwargs(self, eta, mean, extra, design):
+    def pymc_kwargs(self, eta, mean, extra, rows):
         return {"mu": mean, "sigma": extra["sigma"]}
 
     def log_likelihood(self, y, eta, extra, design):
@@ -249,7 +251,7 @@ class StudentT(Gaussian):
                 "nu": (Prior("Gamma", alpha=2.0, beta=0.1),
                        "default: Gamma(2, 0.1) (Juarez & Steel 2010; brms' default)")}
 
-    def pymc_kwargs(self, eta, mean, extra, design):
+    def pymc_kwargs(self, eta, mean, extra, rows):
         return {"mu": mean, "sigma": extra["sigma"], "nu": extra["nu"]}
 
     def log_likelihood(self, y, eta, extra, design):
@@ -286,8 +288,8 @@ class Meta(Family):
     def pilot(self, design):
         return design.y, design.se ** 2
 
-    def pymc_kwargs(self, eta, mean, extra, design):
-        return {"mu": mean, "sigma": design.se}
+    def pymc_kwargs(self, eta, mean, extra, rows):
+        return {"mu": mean, "sigma": rows.se}
 
     def log_likelihood(self, y, eta, extra, design):
         return _normal_logpdf(y, eta, design.se)
@@ -325,7 +327,7 @@ class Poisson(Family):
     def _pilot_variance(self, y):
         return 1.0 / (y + 0.5)
 
-    def pymc_kwargs(self, eta, mean, extra, design):
+    def pymc_kwargs(self, eta, mean, extra, rows):
         return {"mu": mean}
 
     def log_likelihood(self, y, eta, extra, design):
@@ -366,7 +368,7 @@ class NegativeBinomial(Poisson):
         alpha = min(mean ** 2 / (var - mean), 100.0) if var > mean else 100.0
         return 1.0 / (y + 0.5) + 1.0 / alpha
 
-    def pymc_kwargs(self, eta, mean, extra, design):
+    def pymc_kwargs(self, eta, mean, extra, rows):
         return {"mu": mean, "alpha": extra["alpha"]}
 
     def log_likelihood(self, y, eta, extra, design):
@@ -396,8 +398,8 @@ class _ZeroInflated:
         return {**super().extra_priors(design),
                 "psi": (Prior("Beta", alpha=1.0, beta=1.0), "default: Beta(1, 1) (uniform)")}
 
-    def pymc_kwargs(self, eta, mean, extra, design):
-        return {**super().pymc_kwargs(eta, mean, extra, design), "psi": extra["psi"]}
+    def pymc_kwargs(self, eta, mean, extra, rows):
+        return {**super().pymc_kwargs(eta, mean, extra, rows), "psi": extra["psi"]}
 
     def mean(self, eta, extra, design=None):
         return extra["psi"] * np.exp(eta)
@@ -448,7 +450,7 @@ class Gamma(Family):
         offset = 0.0 if design.offset is None else design.offset
         return np.log(design.y) - offset, None
 
-    def pymc_kwargs(self, eta, mean, extra, design):
+    def pymc_kwargs(self, eta, mean, extra, rows):
         return {"alpha": extra["alpha"], "beta": extra["alpha"] / mean}
 
     def log_likelihood(self, y, eta, extra, design):
@@ -486,7 +488,7 @@ class Beta(Family):
     def pilot(self, design):
         return self.link(design.y), None
 
-    def pymc_kwargs(self, eta, mean, extra, design):
+    def pymc_kwargs(self, eta, mean, extra, rows):
         return {"alpha": mean * extra["kappa"], "beta": (1.0 - mean) * extra["kappa"]}
 
     def log_likelihood(self, y, eta, extra, design):
@@ -540,9 +542,9 @@ class Binomial(Family):
         eta = self.link(p)
         return eta, 1.0 / (n * self.link.dmu_deta(eta) ** 2 / (p * (1 - p)))
 
-    def pymc_kwargs(self, eta, mean, extra, design):
+    def pymc_kwargs(self, eta, mean, extra, rows):
         chance = {"logit_p": eta} if self.link.name == "logit" else {"p": mean}
-        return {"n": design.trials.astype("int64"), **chance}
+        return {"n": rows.trials.astype("int64"), **chance}
 
     def log_likelihood(self, y, eta, extra, design):
         n = self._trials(design)
@@ -570,7 +572,7 @@ class Bernoulli(Binomial):
         bad = ~np.isin(y, (0.0, 1.0))
         return [(bad, "must be 0/1 (or boolean) for family='bernoulli'")] if bad.any() else []
 
-    def pymc_kwargs(self, eta, mean, extra, design):
+    def pymc_kwargs(self, eta, mean, extra, rows):
         return {"logit_p": eta} if self.link.name == "logit" else {"p": mean}
 
 

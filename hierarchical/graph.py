@@ -28,7 +28,6 @@ from .priors import PriorEntry
 from .spec import Prior
 
 
-_PRIORS_AS_DATA: ContextVar[bool] = ContextVar("priors_as_data", default=False)
 # False builds a weighted model with the response as an observed variable, unweighted: the
 # graph for prior predictive draws, which the weights do not change.
 _WEIGHTED: ContextVar[bool] = ContextVar("weighted", default=True)
@@ -44,32 +43,41 @@ def unweighted():
         _WEIGHTED.reset(token)
 
 
-@contextmanager
-def priors_as_data():
-    """Build prior parameters as ``pm.Data`` named ``prior:<variable>:<parameter>``.
+def _data(name: str, value):
+    """``pm.Data`` with every axis's length free, integers as int64 and reals as float64.
 
-    A graph built this way compiles once for every setting of those parameters: a prior
-    grid swaps the data values (nutpie's ``with_data``) instead of recompiling.
+    Nothing the data set decides is a constant of the graph: not the values, not the
+    sizes, not the dtypes (pandas codes are int8 or int16 by the number of levels). A new
+    data set of the same structure then compiles to the same PyTensor graph, whose numba
+    code the disk cache holds (`nutpie_sampler`: compile once per structure).
     """
-    token = _PRIORS_AS_DATA.set(True)
-    try:
-        yield
-    finally:
-        _PRIORS_AS_DATA.reset(token)
+    value = np.asarray(value)
+    return pm.Data(name, value.astype("int64" if value.dtype.kind in "iub" else "float64"))
+
+
+def design_data(name: str, value):
+    """An array of the design (X, codes, Z, offsets, trials) as data named ``data:<name>``."""
+    return _data(names.design_data(name), value)
 
 
 def prior_parameter(variable: str, parameter: str, value):
-    """A prior parameter: a float array, or shared data inside ``priors_as_data()``."""
-    value = np.asarray(value, dtype=float)   # integer tensors break logps
-    if _PRIORS_AS_DATA.get():
-        return pm.Data(names.prior_data(variable, parameter), value)
-    return value
+    """A prior parameter as data named ``prior:<variable>:<parameter>``: default priors are
+    derived from the data, and a prior grid swaps the values (nutpie's ``with_data``)
+    instead of recompiling."""
+    return _data(names.prior_data(variable, parameter), np.asarray(value, dtype=float))
 
 
-def prior_variable(name: str, dist: str, params: dict, **kwargs):
-    """A PyMC variable for one prior."""
+def level_count(g: GroupDesign):
+    """The number of g's levels as the model's (shared) dim length, not a constant."""
+    return pm.modelcontext(None).dim_lengths[g.name]
+
+
+def prior_variable(name: str, dist: str, params: dict, transform=None, **kwargs):
+    """A PyMC variable for one prior, sampled through ``transform`` if given."""
     values = {k: prior_parameter(name, k, v) for k, v in params.items()}
-    return getattr(pm, dist)(name, **values, **kwargs)
+    if transform is None:
+        return getattr(pm, dist)(name, **values, **kwargs)
+    return getattr(pm, dist)(name, **transform.carried_by(values), transform=transform, **kwargs)
 
 
 def _vector_prior(name: str, priors: list[Prior], labels: list[str], dims,
@@ -80,8 +88,7 @@ def _vector_prior(name: str, priors: list[Prior], labels: list[str], dims,
     dists = {(p.dist, tuple(sorted(p.params))) for p in priors}
     if len(dists) == 1:
         params = {k: [p.params[k] for p in priors] for k in priors[0].params}
-        extra = {} if transform is None else {"transform": transform}
-        return prior_variable(name, priors[0].dist, params, dims=dims, **extra)
+        return prior_variable(name, priors[0].dist, params, transform, dims=dims)
     parts = [prior_variable(f"{name}[{label}]", p.dist, p.params, dims=element_dims)
              for p, label in zip(priors, labels)]
     return pm.Deterministic(name, pt.stack(parts, axis=-1), dims=dims)
@@ -147,9 +154,10 @@ def _group_effects(g: GroupDesign, entries: dict[str, PriorEntry], mean=None):
 
 
 def _group_contribution(g: GroupDesign, effect):
+    codes = design_data(f"{g.name}:codes", g.codes)
     if g.intercept_only:
-        return effect[g.codes, 0]
-    return (effect[g.codes] * g.Z).sum(axis=1)
+        return effect[codes, 0]
+    return (effect[codes] * design_data(f"{g.name}:Z", g.Z)).sum(axis=1)
 
 
 @dataclass(frozen=True)
@@ -234,22 +242,26 @@ def linear_predictor(design: Design, entries: dict[str, PriorEntry]):
     plan = centring(design)
     by_name = {g.name: g for g in design.groups}
     absorbed = {j for held in plan.fixed.values() for j, _, _ in held}
-    eta = pt.zeros(design.n)
+    keep = [j for j in range(len(design.fixed_names)) if j not in absorbed]
+    X = design_data("X", design.X[:, keep])
+    eta = pt.zeros(X.shape[0])
     beta = None
     if design.fixed_names:
         beta = fixed_effects_prior(design, entries)
-        keep = [j for j in range(len(design.fixed_names)) if j not in absorbed]
         if keep:
             # broadcast-and-sum rather than a dot product (see _matmul_transposed)
-            eta = (pt.as_tensor(design.X[:, keep]) * beta[keep]).sum(axis=1)
+            eta = (X * beta[keep]).sum(axis=1)
+    if plan.fixed:
+        column_means = design_data("column_means", design.column_means)
     totals: dict[str, object] = {}        # factor -> (levels, terms) total, where needed
 
     def parent_total(g: GroupDesign, parent_name: str):
         """The parent's total at each of g's levels, on g's terms."""
         p = by_name[parent_name]
-        at = totals[parent_name][level_values(g, p.codes)]
+        at = totals[parent_name][design_data(f"{g.name}:{parent_name}:level",
+                                             level_values(g, p.codes))]
         index = {t: i for i, t in enumerate(p.term_names)}
-        zero = pt.zeros(len(g.levels))
+        zero = pt.zeros(level_count(g))
         return pt.stack([at[:, index[t]] if t in index else zero for t in g.term_names], axis=1)
 
     # Covariates held by a factor enter its mean centred, their overall mean part going to
@@ -262,21 +274,23 @@ def linear_predictor(design: Design, entries: dict[str, PriorEntry]):
             if design.fixed_names[j] == "Intercept":
                 intercept_held = True
             elif design.fixed_names[j] not in by_name[name].term_names:
-                shift = shift + beta[j] * design.column_means[j]
+                shift = shift + beta[j] * column_means[j]
     if not intercept_held and plan.fixed:
         eta = eta + shift
     order = sorted(design.groups, key=lambda g: len(g.levels))   # parents before children
     for g in order:
         mean = None
         if g.term.pooled and g.term.centered and (g.name in plan.fixed or g.name in plan.parent):
-            mean = pt.zeros((len(g.levels), len(g.term_names)))
+            mean = pt.zeros((level_count(g), len(g.term_names)))
             for j, t, values in plan.fixed.get(g.name, []):
-                if design.fixed_names[j] == "Intercept":
+                term = design.fixed_names[j]
+                if term == "Intercept":
                     mean = pt.inc_subtensor(mean[:, t], beta[j] + shift)
-                elif design.fixed_names[j] in g.term_names:
-                    mean = pt.inc_subtensor(mean[:, t], beta[j] * values)
+                elif term in g.term_names:
+                    mean = pt.inc_subtensor(mean[:, t], beta[j])
                 else:
-                    mean = pt.inc_subtensor(mean[:, t], beta[j] * (values - design.column_means[j]))
+                    values = design_data(f"{g.name}:level_mean:{term}", values)
+                    mean = pt.inc_subtensor(mean[:, t], beta[j] * (values - column_means[j]))
             if g.name in plan.parent:
                 mean = mean + parent_total(g, plan.parent[g.name])
         in_eta, effect = _group_effects(g, entries, mean)
@@ -287,7 +301,7 @@ def linear_predictor(design: Design, entries: dict[str, PriorEntry]):
         else:
             eta = eta + _group_contribution(g, in_eta)
     if design.offset is not None:
-        eta = eta + design.offset
+        eta = eta + design_data("offset", design.offset)
     return eta
 
 
@@ -308,7 +322,10 @@ def likelihood(design: Design, eta, entries: dict[str, PriorEntry]):
     # (simulation-based calibration, bootstrap) with the compiled sampler.
     y = pm.Data(names.observed_data(name), design.y, dims=names.OBS_DIM)
     mean = family.link.inverse(eta, PYTENSOR)
-    kwargs = family.pymc_kwargs(eta, mean, family_parameters(design, entries), design)
+    rows = SimpleNamespace(**{field: None if getattr(design, field) is None
+                              else design_data(field, getattr(design, field))
+                              for field in ("trials", "se")})
+    kwargs = family.pymc_kwargs(eta, mean, family_parameters(design, entries), rows)
     distribution = getattr(pm, family.pymc_dist)
     if design.weights is None or not _WEIGHTED.get():
         return distribution(name, **kwargs, observed=y, dims=names.OBS_DIM)
@@ -331,8 +348,22 @@ class CentredIntercept(Transform):
     name = "centred"
     ndim_supp = 1
 
-    def __init__(self, intercept: int, others: list[int], means: np.ndarray):
+    def __init__(self, intercept: int, others: list[int], means):
         self.intercept, self.others, self.means = intercept, others, means
+
+    def carried_by(self, params: dict) -> dict:
+        """The prior's parameters with the column means (data) carried into its graph.
+
+        PyMC applies a transform inside a graph made of the model's variables, whose inputs
+        are fixed when it is made: data that the transform reads and no variable does is
+        missing there. Adding 0 x the means to one parameter puts them among the inputs
+        and changes no value. A prior without parameters (Flat) gets the means as
+        constants (`centred_intercept`), so its graph is specific to the data set.
+        """
+        if not params or not isinstance(self.means, pt.TensorVariable):
+            return params
+        first = min(params)
+        return {**params, first: params[first] + 0.0 * self.means.sum()}
 
     def _shift(self, value):
         return (value[..., self.others] * self.means).sum(axis=-1)
@@ -347,9 +378,10 @@ class CentredIntercept(Transform):
         return pt.zeros_like(value[..., 0])
 
 
-def centred_intercept(design: Design) -> CentredIntercept | None:
+def centred_intercept(design: Design, as_data: bool = True) -> CentredIntercept | None:
     """The transform for the design's fixed effects: None without an intercept or when
-    every other column already has mean 0."""
+    every other column already has mean 0. The column means are data unless ``as_data``
+    is False (see `CentredIntercept.carried_by`)."""
     if "Intercept" not in design.fixed_names or design.X.shape[1] < 2:
         return None
     intercept = design.fixed_names.index("Intercept")
@@ -357,13 +389,14 @@ def centred_intercept(design: Design) -> CentredIntercept | None:
     means = design.column_means[others]
     if np.allclose(means, 0.0):
         return None
-    return CentredIntercept(intercept, others, means)
+    return CentredIntercept(intercept, others,
+                            design_data("centring_means", means) if as_data else means)
 
 
 def fixed_effects_prior(design: Design, entries: dict[str, PriorEntry]):
-    return _vector_prior(names.FIXED, [entries[t].prior for t in design.fixed_names],
-                         design.fixed_names, dims=names.FIXED_DIM,
-                         transform=centred_intercept(design))
+    priors = [entries[t].prior for t in design.fixed_names]
+    return _vector_prior(names.FIXED, priors, design.fixed_names, dims=names.FIXED_DIM,
+                         transform=centred_intercept(design, as_data=bool(priors[0].params)))
 
 
 def constants(model: pm.Model) -> list[Constant]:
@@ -390,7 +423,8 @@ def constants_fingerprint(model: pm.Model) -> str:
 
 
 def build_pymc_model(design: Design, entries: list[PriorEntry]) -> pm.Model:
-    """Compile the design and priors into a `pm.Model` whose coords are real names."""
+    """Compile the design and priors into a `pm.Model` whose coords are real names and whose
+    arrays are all data (see `_data`)."""
     by_label = {e.label: e for e in entries}
     with pm.Model(coords=coords(design)) as model:
         eta = linear_predictor(design, by_label)

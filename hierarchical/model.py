@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import html
 import time
-from contextlib import nullcontext
 
 import numpy as np
 import pandas as pd
@@ -71,8 +70,9 @@ class Model:
     sampling, so a fit looks the same either way; ``full_pymc_model`` is then the graph with explicit effects.
     Binomial, Bernoulli and Poisson rows sharing a covariate pattern and group levels are
     summed before sampling (``aggregate_rows=True``, see ``aggregate.py``).
-    ``priors_as_data=True`` holds prior parameters as data so that ``with_priors`` models
-    reuse the compiled sampler (prior grids, ``sensitivity.prior_grid``).
+    Every array of the design and every prior parameter enters the graph as data, so a
+    model of the same structure on other data, or with other prior parameters, reuses the
+    compiled sampler (``with_data``, ``with_priors``; prior grids, cross-validation).
     """
 
     def __init__(self, spec: ModelSpec | str, data: pd.DataFrame, *, family: str | None = None,
@@ -80,8 +80,7 @@ class Model:
                  exposure: str | None = None, weights: str | None = None,
                  priors: dict[str, Prior] | None = None,
                  centered: bool | str | list[str] | None = None, dropna: bool = False,
-                 marginalize: bool | str = "auto", aggregate_rows: bool = True,
-                 priors_as_data: bool = False):
+                 marginalize: bool | str = "auto", aggregate_rows: bool = True):
         spec = _as_spec(spec, family, link, trials, offset, exposure, weights, priors)
         if centered is not None:
             spec = spec.with_centered(centered)
@@ -99,7 +98,6 @@ class Model:
         self.prior_entries = resolve_priors(self.design, spec.prior_overrides)
         self.aggregate_rows = aggregate_rows
         self.sampled_design = aggregate(self.design) if aggregate_rows else self.design
-        self.priors_as_data = priors_as_data
         self.dropna = dropna
         if self.marginalized:
             self._stats = marginal.sufficient_stats(self.design)
@@ -108,16 +106,15 @@ class Model:
         self._full_model = None
 
     def _build_graph(self) -> pm.Model:
-        with graph.priors_as_data() if self.priors_as_data else nullcontext():
-            if self.marginalized:
-                return build_marginal_model(self.design, self.prior_entries, self._stats)
-            return build_pymc_model(self.sampled_design, self.prior_entries)
+        if self.marginalized:
+            return build_marginal_model(self.design, self.prior_entries, self._stats)
+        return build_pymc_model(self.sampled_design, self.prior_entries)
 
     @property
     def options(self) -> dict:
         """The constructor options as resolved (``marginalize="auto"`` as what it chose)."""
         return {"marginalize": self.marginalized, "aggregate_rows": self.aggregate_rows,
-                "priors_as_data": self.priors_as_data, "dropna": self.dropna}
+                "dropna": self.dropna}
 
     @property
     def resolved_spec(self) -> ModelSpec:
@@ -132,9 +129,8 @@ class Model:
     def with_priors(self, priors: dict[str, Prior]) -> "Model":
         """The same model and data with these prior overrides added (later keys win).
 
-        The parameterisation is kept. A model built with ``priors_as_data=True`` hands its
-        compiled sampler to the new model when only prior parameters changed (not a
-        distribution), so refitting costs no compilation.
+        The parameterisation is kept. The compiled sampler passes to the new model when only
+        prior parameters changed (not a distribution), so refitting costs no compilation.
         """
         spec, data, options = self.construction()
         return Model(spec.with_priors(priors), data, **options)._adopt_compiled(self)
@@ -142,11 +138,12 @@ class Model:
     def with_data(self, data: pd.DataFrame) -> "Model":
         """The same model (spec, prior overrides, parameterisation) on new data.
 
-        Default priors are derived again from the new data. When the graph differs only in
-        the response (same design, groups, offsets, trials and priors: a simulated or
-        resampled response under explicit priors), the compiled sampler is reused, so a
-        refit costs no compilation: simulation-based calibration refits one model hundreds
-        of times this way (``benchmarks/sbc.py``).
+        Default priors are derived again from the new data. When the new data give the
+        same structure and the same sizes (rows, levels, parameterisation: a simulated or
+        resampled response, a changed covariate), this process's compiled sampler is
+        reused with the new values, so a refit costs no compilation: simulation-based
+        calibration refits one model hundreds of times this way (``benchmarks/sbc.py``).
+        Other sizes compile the same graph again, which numba's disk cache then serves.
         """
         spec, _, options = self.construction()
         return Model(spec, data, **options)._adopt_compiled(self)
@@ -166,7 +163,7 @@ class Model:
         return free, data, graph.constants_fingerprint(self.pymc_model)
 
     def prior_data(self) -> dict[str, np.ndarray]:
-        """Values of the prior parameters held as data (``priors_as_data=True`` only)."""
+        """Values of the prior parameters (held as data)."""
         return {v.name: v.get_value() for v in self.pymc_model.data_vars
                 if v.name.startswith("prior:")}
 
@@ -307,10 +304,16 @@ class Model:
         return fit
 
 
+# Model options a saved fit records; fits saved before prior parameters were always data
+# also recorded ``priors_as_data``, which no longer exists.
+OPTIONS = ("marginalize", "aggregate_rows", "dropna")
+
+
 def load(path) -> Fit:
     """Read a fit written by `Fit.save`: the same draws, on the same model (spec,
     parameterisation, priors and every option), with the same sampling settings."""
     idata, data, meta = persist.read(path)
-    model = Model(ModelSpec.from_dict(meta["spec"]), data, **meta["options"])
+    options = {k: v for k, v in meta["options"].items() if k in OPTIONS}
+    model = Model(ModelSpec.from_dict(meta["spec"]), data, **options)
     idata[persist.LOG_LIKELIHOOD] = log_likelihood_group(idata.posterior.to_dataset(), model.design)
     return Fit(model, idata, settings=meta["settings"])

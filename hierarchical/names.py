@@ -90,8 +90,13 @@ def observed_data(response: str) -> str:
     return f"observed:{response}"
 
 
+def design_data(name: str) -> str:
+    """The ``pm.Data`` holding an array of the design (``X``, ``<g>:codes``, ...)."""
+    return f"data:{name}"
+
+
 def prior_data(variable: str, parameter: str) -> str:
-    """The ``pm.Data`` holding one prior parameter (``priors_as_data``)."""
+    """The ``pm.Data`` holding one prior parameter."""
     return f"prior:{variable}:{parameter}"
 
 

@@ -9,9 +9,10 @@ a model whose gradient is cheap, handing nutpie that function as a Python callba
 the first draw seconds sooner. Callbacks hold the GIL, so the chains then run one after
 another; for a costly gradient the cfunc route with parallel chains wins.
 
-The callback route needs nutpie's private ``_make_functions`` and ``_prepare_dims_and_coords``
-and PyTensor's ``Function.vm.jit_fn``. They are used only when nutpie's minor version is one
-the route was written against (``CALLBACK_NUTPIE``) and the helpers are there; otherwise
+The callback route compiles its own functions of the flat vector (`_flat_functions`), whose
+graph holds no sizes, so that it compiles once per model structure. It needs nutpie's private
+``_prepare_dims_and_coords`` and PyTensor's ``Function.vm.jit_fn``. They are used only when
+nutpie's minor version is one the route was written against (``CALLBACK_NUTPIE``) and the helpers are there; otherwise
 every model takes the public route, and ``route.reason`` says why.
 
 The route is chosen from the graph, never from a timing, so a run's route (and its cost) is
@@ -31,6 +32,7 @@ import numpy as np
 import nutpie
 import pymc as pm
 import pytensor
+import pytensor.tensor as pt
 from pymc.backends.arviz import patch_nutpie_idata
 from pytensor.graph.traversal import applys_between, graph_inputs
 from xarray import DataTree
@@ -81,8 +83,7 @@ def callback_unavailable() -> str | None:
                 f"({', '.join(v + 'x' for v in CALLBACK_NUTPIE)}): nutpie's public compile")
     from nutpie import compile_pymc, compiled_pyfunc
 
-    missing = [name for module, name in ((compile_pymc, "_make_functions"),
-                                         (compile_pymc, "_prepare_dims_and_coords"),
+    missing = [name for module, name in ((compile_pymc, "_prepare_dims_and_coords"),
                                          (compiled_pyfunc, "from_pyfunc"))
                if not hasattr(module, name)]
     if missing:
@@ -150,12 +151,73 @@ def adaptation(n_dim: int) -> str:
 def _compile_cfunc(model: pm.Model):
     with numba_mode():
         compiled = nutpie.compile_pymc_model(model, backend="numba")
-    return compiled, {var.name for var in compiled.shared_var_keys}
+    return compiled, {var.name for var in compiled.shared_var_keys}, None
+
+
+LAYOUT = "layout:values"   # the shared variable holding every value variable's shape
+
+
+@dataclass
+class FlatFunctions:
+    """The log density and the draws' expansion as functions of one flat vector."""
+
+    logp: pytensor.compile.Function      # flat -> (logp, gradient)
+    expand: pytensor.compile.Function    # flat -> every traced variable
+    names: list[str]                     # of the value variables, then of the traced ones
+    value_names: list[str]
+    shapes: list[tuple[int, ...]]         # of the value variables, which the layout holds
+
+
+def _flat_functions(model: pm.Model, shapes: list[tuple[int, ...]]) -> FlatFunctions:
+    """Compile the log density (with its gradient) and the expansion of a draw into every
+    traced variable, as functions of the flat unconstrained vector.
+
+    nutpie's own helper cuts the vector by constant sizes. Here every value variable's
+    shape is read from a shared vector (``layout:values``), so nothing in the compiled
+    graph depends on the data set's sizes: with the data and prior parameters held as data
+    (``graph._data``), every data set of the same structure (formula, family,
+    parameterisation, prior distributions) compiles to the same graph, whose numba code
+    the disk cache serves to later processes.
+    """
+    from pymc.pytensorf import compile as compile_pymc
+    from pytensor.graph import rewrite_graph
+    from pytensor.graph.replace import clone_replace
+
+    values = [model.rvs_to_values[rv] for rv in model.free_RVs]
+    layout = np.array([d for shape in shapes for d in shape], dtype="int64")
+    sizes = pytensor.shared(layout, name=LAYOUT)
+    flat = pt.vector("flat", dtype="float64")
+    pieces, start, cursor = {}, 0, 0
+    for value, shape in zip(values, shapes, strict=True):
+        dims = [sizes[cursor + i] for i in range(len(shape))]
+        cursor += len(shape)
+        if not dims:
+            pieces[value] = flat[start].astype(value.dtype)
+            start = start + 1
+            continue
+        size = pt.prod(pt.stack(dims))
+        pieces[value] = flat[start:start + size].reshape(pt.stack(dims), ndim=len(dims)
+                                                          ).astype(value.dtype)
+        start = start + size
+    rewrites = ["canonicalize", "stabilize"]
+    if not model.check_bounds:
+        rewrites.append("local_remove_check_parameter")
+    logp = rewrite_graph(model.logp(), include=rewrites)
+    grad = pt.concatenate([g.ravel() for g in pt.grad(logp, values)])
+    logp, grad = clone_replace([logp, grad], pieces)
+    value_names = [v.name for v in values]
+    traced = [v for v in model.unobserved_value_vars if v.name not in value_names]
+    expanded = clone_replace([*values, *traced], pieces)
+    with model:
+        logp_fn = compile_pymc([flat], [logp, grad], mode="NUMBA")
+        expand_fn = compile_pymc([flat], expanded, mode="NUMBA")
+    return FlatFunctions(logp_fn, expand_fn, [*value_names, *(v.name for v in traced)],
+                         value_names, list(shapes))
 
 
 def _compile_callback(model: pm.Model):
-    """The model as a nutpie ``PyFuncModel`` calling PyTensor's numba function."""
-    from nutpie.compile_pymc import _make_functions, _prepare_dims_and_coords
+    """The model as a nutpie ``PyFuncModel`` calling PyTensor's numba functions."""
+    from nutpie.compile_pymc import _prepare_dims_and_coords
     from nutpie.compiled_pyfunc import from_pyfunc
     from pymc.initial_point import make_initial_point_fn
 
@@ -167,15 +229,24 @@ def _compile_callback(model: pm.Model):
             initial_point = make_initial_point_fn(model=model, jitter_rvs=set(model.free_RVs),
                                                   default_strategy="support_point",
                                                   return_transformed=True)
-        n_dim, _, logp_pt, expand_pt, initial_flat, shape_info, reparameterized = \
-            _make_functions(model, mode="NUMBA", compute_grad=True, join_expanded=False,
-                            pymc_initial_point_fn=initial_point)
-    logp_jit, expand_jit = logp_pt.vm.jit_fn, expand_pt.vm.jit_fn
-    logp_shared = [v.name for v in logp_pt.get_shared()]
-    expand_shared = [v.name for v in expand_pt.get_shared()]
+        start = initial_point(0)
+        shapes = [np.shape(start[model.rvs_to_values[rv].name]) for rv in model.free_RVs]
+        functions = _flat_functions(model, shapes)
+    value_names = functions.value_names
+    logp_jit, expand_jit = functions.logp.vm.jit_fn, functions.expand.vm.jit_fn
+    logp_shared = [v.name for v in functions.logp.get_shared()]
+    expand_shared = [v.name for v in functions.expand.get_shared()]
     shared = {v.name: np.asarray(v.get_value())
-              for v in [*logp_pt.get_shared(), *expand_pt.get_shared()]}
-    names, _, shapes = shape_info
+              for v in [*functions.logp.get_shared(), *functions.expand.get_shared()]}
+
+    def initial_flat(seed):
+        point = initial_point(seed)
+        return np.concatenate([np.ravel(point[name]) for name in value_names]).astype("float64")
+
+    x0 = initial_flat(0)
+    expanded = expand_jit(x0, *[shared[name] for name in expand_shared])
+    shapes_out = [np.shape(value) for value in expanded]
+    names = functions.names
 
     def make_logp_fn():
         def logp(x, **data):
@@ -187,18 +258,20 @@ def _compile_callback(model: pm.Model):
         def expand(x, **data):
             values = expand_jit(x, *[data[name] for name in expand_shared])
             return {name: np.asarray(value, dtype="float64").reshape(shape)
-                    for name, value, shape in zip(names, values, shapes, strict=True)}
+                    for name, value, shape in zip(names, values, shapes_out, strict=True)}
         return expand
 
-    dims, coords = _prepare_dims_and_coords(model, shape_info, reparameterized)
-    compiled = from_pyfunc(ndim=n_dim, make_logp_fn=make_logp_fn,
-                           make_expand_fn=make_expand_fn,
-                           make_initial_point_fn=initial_flat,
+    reparameterized = [model.rvs_to_values[rv].name for rv in model.free_RVs
+                       if model.rvs_to_transforms.get(rv) is not None]
+    dims, coords = _prepare_dims_and_coords(model, (names, [None] * len(names), shapes_out),
+                                            reparameterized)
+    compiled = from_pyfunc(ndim=x0.size, make_logp_fn=make_logp_fn,
+                           make_expand_fn=make_expand_fn, make_initial_point_fn=initial_flat,
                            expanded_dtypes=[np.dtype("float64")] * len(names),
-                           expanded_shapes=shapes, expanded_names=names, dims=dims,
+                           expanded_shapes=shapes_out, expanded_names=names, dims=dims,
                            coords=coords, shared_data=shared,
                            reparameterized_names=reparameterized)
-    return compiled, set(shared)
+    return compiled, set(shared), functions
 
 
 class NutpieSampler:
@@ -210,6 +283,7 @@ class NutpieSampler:
         self.compiled = None
         self.route: Route | None = None
         self._data_names: set[str] = set()
+        self.functions: FlatFunctions | None = None   # the callback route's functions
 
     @property
     def is_compiled(self) -> bool:
@@ -238,7 +312,7 @@ class NutpieSampler:
             return self.compiled
         self.route = self.plan(route, chains=chains, iterations=iterations, cores=cores)
         build = _compile_callback if self.route.name == "callback" else _compile_cfunc
-        self.compiled, self._data_names = build(self.model)
+        self.compiled, self._data_names, self.functions = build(self.model)
         return self.compiled
 
     def adopt(self, other: "NutpieSampler") -> None:
@@ -248,6 +322,7 @@ class NutpieSampler:
                   if v.name in other._data_names}
         self.compiled = other.compiled.with_data(**values)
         self.route, self._data_names = other.route, other._data_names
+        self.functions = other.functions
 
     def logp_and_gradient(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         """The compiled log density and its gradient at an unconstrained point, through the

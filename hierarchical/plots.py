@@ -84,6 +84,14 @@ def _title(fig, made: bool, text: str) -> None:
         fig.suptitle(text)
 
 
+def _legend_below(ax, ncol: int = 3) -> None:
+    """The legend in one row under the panel: it never covers data, and matplotlib need
+    not search for the emptiest corner (with a hundred arrows that search took 2 s per
+    figure drawn)."""
+    ax.legend(frameon=False, fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.14),
+              ncol=ncol)
+
+
 def _alpha(n: int) -> float:
     """Opaque for a few groups, faint for thousands, so overlaps read as density."""
     return float(np.clip(12 / math.sqrt(n), 0.15, 0.9))
@@ -304,7 +312,7 @@ def shrinkage(comparison, group: str | None = None, term: str | None = None, *, 
         _shrinkage_x_axis(ax, how, g, rows, x)
         ax.set_ylabel(label(design, (g, t)))
         ax.set_title(f"{_terms(design, g, t)}, {len(rows)} levels")
-        ax.legend(frameon=False, fontsize="small")
+        _legend_below(ax)
     _title(fig, axes is None, "Shrinkage: no pooling -> partial pooling")
     return fig
 
@@ -406,7 +414,7 @@ def pooling_vs_size(comparison, group: str | None = None, term: str | None = Non
         ax.set_ylim(-0.55, 1.55)
         ax.set_ylabel("shrinkage toward complete pooling")
         ax.set_title(_terms(design, g, t))
-        ax.legend(frameon=False, fontsize="small")
+        _legend_below(ax)
     _title(fig, axes is None, "How far each group was pulled toward the population")
     return fig
 
@@ -466,8 +474,7 @@ def _forest_meta(ax, fit, prob: float, random_seed) -> None:
     ax.set_ylim(-k - 0.7, 0.7)
     ax.set_xlabel(label(design))
     ax.set_ylabel(g.name)
-    ax.legend(frameon=False, fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.14),
-              ncol=2)
+    _legend_below(ax, ncol=2)
 
 
 def _forest_table(ax, names_, table, lo, hi, *, ratio: bool = False, zero: float | None = 0.0):
@@ -864,11 +871,23 @@ def _support(entry: str) -> tuple[float | None, float | None]:
 
 def _weighted_density(draws: np.ndarray, weights, grid: np.ndarray, support) -> np.ndarray:
     """Weighted Gaussian KDE (Scott's bandwidth), reflected at the bounds of the support so
-    no mass leaks past zero for an SD, or past 0 and 1 for an ICC."""
+    no mass leaks past zero for an SD, or past 0 and 1 for an ICC.
+
+    Binned: the weights are summed on the (evenly spaced) grid, extended by four bandwidths
+    each side, and convolved with the kernel. Evaluating the kernel at every draw for every
+    grid point took 8 of the demo report's 25 s; at the grid's resolution the curves are
+    the same.
+    """
     weights = np.full(draws.size, 1.0 / draws.size) if weights is None else weights
     h = stats.gaussian_kde(draws, weights=weights).covariance[0, 0] ** 0.5
+    step = grid[1] - grid[0]
+    reach = int(np.ceil(4 * h / step))
+    edges = grid[0] + step * (np.arange(-reach, grid.size + reach + 1) - 0.5)
     centres = [draws] + [2 * bound - draws for bound in support if bound is not None]
-    density = sum(stats.norm.pdf((grid[:, None] - c[None, :]) / h) @ weights for c in centres) / h
+    mass = sum(np.histogram(c, bins=edges, weights=weights)[0] for c in centres)
+    offsets = step * np.arange(-reach, reach + 1)
+    kernel = np.exp(-0.5 * (offsets / h) ** 2) / (np.sqrt(2 * np.pi) * h)
+    density = np.convolve(mass, kernel, mode="same")[reach:reach + grid.size]
     lower, upper = support
     outside = ((grid < lower) if lower is not None else False) | (
         (grid > upper) if upper is not None else False)

@@ -306,6 +306,16 @@ def _as_fit_or_model(obj) -> tuple[Model, Fit | None]:
                     f"as (bambi.Model, DataTree), but got {type(obj).__name__}")
 
 
+def pooling_plan(model: Model) -> list[tuple[str, ModelSpec]]:
+    """(name, spec) of the models a pooling comparison fits besides ``model``: complete
+    pooling, and no pooling of each pooled factor; empty without a pooled factor."""
+    pooled = [g.group for g in model.spec.groups if g.pooled]
+    if not pooled:
+        return []
+    return [(COMPLETE, complete_pooling_spec(model.spec)),
+            *((no_pooling_name(model, g), no_pooling_spec(model, g)) for g in pooled)]
+
+
 def compare_pooling(model, *, cv: str = "loo", k: int | None = 10, by: str | None = None,
                     workers: int | None = None, client=None, **fit_kwargs) -> PoolingComparison:
     """Fit complete, no and partial pooling from the same spec and compare them.
@@ -320,12 +330,10 @@ def compare_pooling(model, *, cv: str = "loo", k: int | None = 10, by: str | Non
     if cv not in CV_METHODS:
         raise SpecError(f"cv must be one of {CV_METHODS}, but got {cv!r}")
     model, partial = _as_fit_or_model(model)
-    pooled = [g.group for g in model.spec.groups if g.pooled]
-    if not pooled:
+    plan = pooling_plan(model)
+    if not plan:
         raise SpecError("compare_pooling needs a model with at least one partially pooled "
                         "group term, such as (1 | group)")
-    plan = [(COMPLETE, complete_pooling_spec(model.spec))]
-    plan += [(no_pooling_name(model, g), no_pooling_spec(model, g)) for g in pooled]
     verbose = fit_kwargs.get("progressbar", True)
     fits = {}
     steps = len(plan) + (partial is None)

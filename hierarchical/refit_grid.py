@@ -1,7 +1,6 @@
 """Refit one model over a grid of priors, in parallel, compiling once per worker.
 
-Each worker builds the model with its prior parameters held as data
-(``graph.priors_as_data``), compiles it once, and for every grid point swaps in that point's
+Each worker builds the model (whose prior parameters are data), compiles it once, and for every grid point swaps in that point's
 parameter values (nutpie's ``with_data``) and samples. A point that changes a distribution,
 not just its parameters, compiles one more graph, which the worker keeps for later points.
 Workers are local processes (``workers=``) or the workers of a ``dask.distributed.Client``
@@ -126,7 +125,7 @@ def prior_grid(model, grid: Mapping[str, Sequence[Prior]], targets=None, *, draw
     n_workers, cores_per_fit = plan_workers(len(points), workers, client, cores_per_fit)
     spec, data, options = model.construction()
     base = dict(key=model_key(model), spec=spec, data=data,
-                options={**options, "priors_as_data": True}, targets=targets,
+                options=options, targets=targets,
                 prob=ci_prob(prob))     # resolved here: workers have their own rcParams
     fit_kwargs = dict(draws=draws, tune=tune, chains=chains, cores=cores_per_fit,
                       target_accept=target_accept)

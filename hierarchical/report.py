@@ -153,7 +153,11 @@ def table_html(frame: pd.DataFrame, flag: str | None = None,
 
 # ---- figures -----------------------------------------------------------------------------
 
-def figure_png(fig, dpi: int = 110) -> bytes:
+FIGURE_DPI = 150    # figures/*.png, and the same bytes inside the report
+SHOWN_DPI = 110     # the size the report shows them at (sharper on dense screens)
+
+
+def figure_png(fig, dpi: int = FIGURE_DPI) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
     return buffer.getvalue()
@@ -161,7 +165,9 @@ def figure_png(fig, dpi: int = 110) -> bytes:
 
 def _figure_html(name: str, png: bytes) -> str:
     data = base64.b64encode(png).decode("ascii")
-    return (f"<figure><img alt='{FIGURE_TITLES[name]}' src='data:image/png;base64,{data}'>"
+    width = round(int.from_bytes(png[16:20], "big") * SHOWN_DPI / FIGURE_DPI)  # PNG header
+    return (f"<figure><img alt='{FIGURE_TITLES[name]}' width='{width}' "
+            f"src='data:image/png;base64,{data}'>"
             f"<figcaption>{FIGURE_NOTES[name]}</figcaption></figure>")
 
 
@@ -506,8 +512,8 @@ def _tables(analysis) -> dict[str, pd.DataFrame]:
 
 def _save_figure(fig, name: str, out: Path, pngs: dict, written: dict) -> None:
     path = out / "figures" / f"{name}.png"
-    fig.savefig(path, dpi=150, bbox_inches="tight")
-    pngs[name] = figure_png(fig)
+    pngs[name] = figure_png(fig)          # drawn once, written and embedded
+    path.write_bytes(pngs[name])
     plt.close(fig)
     written[f"figures/{name}"] = path
 

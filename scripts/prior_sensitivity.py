@@ -86,7 +86,7 @@ def grid_timing(radon, workers: int, options: dict):
     print(f"\n== 3. 8-prior grid on radon county_sd, {workers} workers, 4 x 1000 draws, "
           f"Model options {options} ==")
     cores = max(1, (os.cpu_count() or 1) // workers)
-    base = hier.Model(RADON, radon, priors_as_data=True, **options)
+    base = hier.Model(RADON, radon, **options)
     start = time.perf_counter()
     base.compiled_nutpie()
     compile_s = time.perf_counter() - start

@@ -150,3 +150,23 @@ def test_help_answers_without_importing_the_modelling_stack():
     imported = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                               timeout=60, check=True).stdout.strip()
     assert imported == "[]", imported
+
+
+def test_warm_lists_what_a_run_fits_and_compiles_it(tmp_path, capsys):
+    """``hierarchical warm`` (run by ``make install``) compiles every model a run fits: the
+    demo's model and its two pooling alternatives; here one file without pooling."""
+    from importlib import resources
+
+    from hierarchical import model_file, warm
+
+    with resources.as_file(resources.files("hierarchical") / cli.DEMO_FILE) as demo:
+        demo_models = warm.models_of(model_file.load(demo))
+    assert list(demo_models) == ["log_radon ~ floor + (1 + floor | county)",
+                                 "complete pooling: log_radon ~ floor",
+                                 "no pooling: log_radon ~ 0 + unpooled(1 + floor | county)"]
+    path = tmp_path / "schools.toml"
+    path.write_text((MODELS / "eight_schools.toml").read_text() + "\n[report]\npooling = false\n")
+    assert cli.main(["warm", str(path)]) == 0
+    printed = capsys.readouterr().out
+    assert "y ~ 1 + (1 | school) (callback) compiled in" in printed
+    assert "1 models compiled" in printed

@@ -124,7 +124,6 @@ def test_save_load_round_trip_is_exact_for_every_group(sleepstudy_fit, tmp_path)
     {"marginalize": False},
     {"marginalize": False, "centered": False},
     {"aggregate_rows": False},
-    {"priors_as_data": True},
     {"dropna": True},
 ])
 def test_a_saved_fit_reloads_as_the_model_it_was_made_with(options, tmp_path):

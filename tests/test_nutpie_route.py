@@ -80,7 +80,7 @@ def test_marginalised_radon_takes_the_callback_route(radon):
 
 @pytest.mark.integration
 def test_prior_data_swaps_into_the_callback_without_recompiling(sleep_data):
-    model = hier.Model("Reaction ~ Days + (1 | Subject)", sleep_data, priors_as_data=True)
+    model = hier.Model("Reaction ~ Days + (1 | Subject)", sleep_data)
     model.compiled_nutpie()
     tight = model.with_priors({"Subject_sd": hier.Prior("HalfNormal", sigma=1.0)})
     assert tight.is_compiled and tight.nutpie_route == model.nutpie_route

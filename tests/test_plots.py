@@ -71,3 +71,26 @@ def test_plots_stay_readable_with_1000_groups(thousand_groups, tmp_path):
 def test_plot_selection_errors_name_the_choices(sleep_pooling):
     with pytest.raises(hier.exceptions.SpecError, match=r"available: \[\('Subject', 'Intercept'\)"):
         hier.plots.shrinkage(sleep_pooling, term="age")
+
+
+@pytest.mark.parametrize("support", [(None, None), (0.0, None), (0.0, 1.0)])
+def test_binned_weighted_density_is_the_reflected_kde(support):
+    """power_scale's densities are binned; against the kernel summed at every draw they
+    differ by less than 1 % of the peak (an SD's bound at 0, an ICC's at 0 and 1)."""
+    import numpy as np
+    from scipy import stats
+
+    from hierarchical.plots import _weighted_density
+
+    rng = np.random.default_rng(0)
+    draws = {(None, None): rng.normal(size=4000), (0.0, None): np.abs(rng.normal(size=4000)),
+             (0.0, 1.0): rng.beta(2, 5, 4000)}[support]
+    weights = rng.dirichlet(np.ones(draws.size))
+    grid = np.linspace(draws.min() - 0.1, draws.max() + 0.1, 300)
+    h = stats.gaussian_kde(draws, weights=weights).covariance[0, 0] ** 0.5
+    centres = [draws] + [2 * bound - draws for bound in support if bound is not None]
+    exact = sum(stats.norm.pdf((grid[:, None] - c[None, :]) / h) @ weights for c in centres) / h
+    binned = _weighted_density(draws, weights, grid, support)
+    inside = np.isfinite(binned)
+    assert inside.sum() > 250
+    assert np.abs(binned - exact)[inside].max() < 0.01 * exact.max()

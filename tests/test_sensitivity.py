@@ -132,7 +132,7 @@ def test_custom_and_unknown_targets(dyestuff_fits):
 
 @pytest.mark.integration
 def test_with_priors_reuses_the_compiled_sampler(dyestuff):
-    model = hier.Model(DYESTUFF, dyestuff, priors_as_data=True)
+    model = hier.Model(DYESTUFF, dyestuff)
     model.compiled_nutpie()
     tight = model.with_priors({"Batch_sd": Prior("HalfNormal", sigma=5)})
     assert tight.is_compiled
