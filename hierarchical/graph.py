@@ -22,7 +22,7 @@ from pymc.logprob.transforms import Transform
 from pytensor.graph.basic import Constant
 from pytensor.graph.traversal import graph_inputs
 
-from . import names
+from . import lkj, names
 from .design import Design, GroupDesign, level_values, parents
 from .priors import PriorEntry
 from .spec import Prior
@@ -108,10 +108,11 @@ def covariance_factor(g: GroupDesign, entries: dict[str, PriorEntry]):
     if not (g.term.correlated and k > 1):
         return sd, None
     eta = prior_parameter(names.corr_chol(name), "eta", entries[names.corr(name)].prior.params["eta"])
-    chol = pm.LKJCorr(names.corr_chol(name), n=k, eta=eta)
-    rows, cols = zip(*names.pairs(g.term_names))
-    corr = _matmul_transposed(chol, chol)
-    pm.Deterministic(names.corr(name), corr[list(rows), list(cols)], dims=names.pair_dim(name))
+    # PyMC's LKJCorr prior, sampled as canonical partial correlations (lkj.py)
+    chol = lkj.LKJCorr(names.corr_chol(name), n=k, eta=eta)
+    # each correlation as the product of two rows of L: no k x k product, no advanced indexing
+    corr = [(chol[i, : i + 1] * chol[j, : i + 1]).sum() for i, j in names.pairs(g.term_names)]
+    pm.Deterministic(names.corr(name), pt.stack(corr), dims=names.pair_dim(name))
     return sd, chol
 
 

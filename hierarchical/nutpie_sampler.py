@@ -159,18 +159,28 @@ LAYOUT = "layout:values"   # the shared variable holding every value variable's 
 
 @dataclass
 class FlatFunctions:
-    """The log density and the draws' expansion as functions of one flat vector."""
+    """The log density of one flat vector, and the draws' expansion."""
 
     logp: pytensor.compile.Function      # flat -> (logp, gradient)
-    expand: pytensor.compile.Function    # flat -> every traced variable
+    expand: pytensor.compile.Function    # the value variables -> every other traced variable
     names: list[str]                     # of the value variables, then of the traced ones
     value_names: list[str]
     shapes: list[tuple[int, ...]]         # of the value variables, which the layout holds
 
+    def split(self, x: np.ndarray) -> list[np.ndarray]:
+        """The flat vector as the value variables (views)."""
+        out, start = [], 0
+        for shape in self.shapes:
+            size = int(np.prod(shape))
+            out.append(x[start:start + size].reshape(shape))
+            start += size
+        return out
+
 
 def _flat_functions(model: pm.Model, shapes: list[tuple[int, ...]]) -> FlatFunctions:
-    """Compile the log density (with its gradient) and the expansion of a draw into every
-    traced variable, as functions of the flat unconstrained vector.
+    """Compile the log density (with its gradient) as a function of the flat unconstrained
+    vector, and the expansion of a draw into every other traced variable as a function of
+    the value variables (numpy cuts the vector for it: fewer operations to compile).
 
     nutpie's own helper cuts the vector by constant sizes. Here every value variable's
     shape is read from a shared vector (``layout:values``), so nothing in the compiled
@@ -207,10 +217,9 @@ def _flat_functions(model: pm.Model, shapes: list[tuple[int, ...]]) -> FlatFunct
     logp, grad = clone_replace([logp, grad], pieces)
     value_names = [v.name for v in values]
     traced = [v for v in model.unobserved_value_vars if v.name not in value_names]
-    expanded = clone_replace([*values, *traced], pieces)
     with model:
         logp_fn = compile_pymc([flat], [logp, grad], mode="NUMBA")
-        expand_fn = compile_pymc([flat], expanded, mode="NUMBA")
+        expand_fn = compile_pymc(values, traced, mode="NUMBA", on_unused_input="ignore")
     return FlatFunctions(logp_fn, expand_fn, [*value_names, *(v.name for v in traced)],
                          value_names, list(shapes))
 
@@ -243,9 +252,12 @@ def _compile_callback(model: pm.Model):
         point = initial_point(seed)
         return np.concatenate([np.ravel(point[name]) for name in value_names]).astype("float64")
 
+    def expanded(x, data) -> list[np.ndarray]:
+        values = functions.split(x)
+        return [*values, *expand_jit(*values, *[data[name] for name in expand_shared])]
+
     x0 = initial_flat(0)
-    expanded = expand_jit(x0, *[shared[name] for name in expand_shared])
-    shapes_out = [np.shape(value) for value in expanded]
+    shapes_out = [np.shape(value) for value in expanded(x0, shared)]
     names = functions.names
 
     def make_logp_fn():
@@ -256,9 +268,9 @@ def _compile_callback(model: pm.Model):
 
     def make_expand_fn(seed1, seed2, chain):
         def expand(x, **data):
-            values = expand_jit(x, *[data[name] for name in expand_shared])
             return {name: np.asarray(value, dtype="float64").reshape(shape)
-                    for name, value, shape in zip(names, values, shapes_out, strict=True)}
+                    for name, value, shape in zip(names, expanded(x, data), shapes_out,
+                                                  strict=True)}
         return expand
 
     reparameterized = [model.rvs_to_values[rv].name for rv in model.free_RVs

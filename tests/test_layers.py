@@ -13,13 +13,13 @@ LAYERS = [
     ("base", {"__init__", "exceptions", "names", "prior", "families", "spec"}),
     ("describe", {"formula", "templates", "datasets", "model_file"}),
     ("bind", {"design", "aggregate", "priors", "parameterisation"}),
-    ("build", {"linpred", "graph", "marginal"}),
+    ("build", {"linpred", "lkj", "graph", "marginal"}),
     ("sample", {"sampling", "nutpie_sampler", "parallel"}),
     ("read", {"summary", "diagnostics", "shrinkage", "predict", "effects", "ppc", "persist",
               "prior_predictive"}),
     ("model", {"model", "fit", "cv", "bambi_interop"}),
     ("workflows", {"refit_grid", "sensitivity", "pooling", "calibration"}),
-    ("show", {"plots", "report", "analysis", "cli"}),
+    ("show", {"plots", "report", "analysis", "warm", "cli"}),
 ]
 LAYER = {module: i for i, (_, modules) in enumerate(LAYERS) for module in modules}
 PACKAGE = pathlib.Path(hier.__file__).parent
