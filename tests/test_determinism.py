@@ -64,7 +64,7 @@ def _draw_in_fresh_process(keys, cache, out):
     return dict(np.load(out))
 
 
-# The LKJ graph compiles for about 30 s cold: it runs in the slow tier.
+# The LKJ graph compiles for about 20 s cold: it runs in the slow tier.
 @pytest.mark.parametrize("keys", [("gaussian", "marginal", "poisson"),
                                   pytest.param(("lkj",), marks=pytest.mark.slow)])
 def test_a_first_run_with_empty_caches_and_a_rerun_draw_the_same_numbers(keys, tmp_path):
