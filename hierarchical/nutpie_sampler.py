@@ -252,8 +252,12 @@ def _compile_callback(model: pm.Model):
         point = initial_point(seed)
         return np.concatenate([np.ravel(point[name]) for name in value_names]).astype("float64")
 
+    traced = len(functions.names) > len(value_names)   # else nothing to expand (no outputs)
+
     def expanded(x, data) -> list[np.ndarray]:
         values = functions.split(x)
+        if not traced:
+            return values
         return [*values, *expand_jit(*values, *[data[name] for name in expand_shared])]
 
     x0 = initial_flat(0)
