@@ -35,7 +35,12 @@ def _cache_key(function) -> str:
     return key
 
 
-@pytest.fixture(scope="module", params=list(STRUCTURES))
+# three structures in every session; the costlier compiles in the slow tier
+SLOW = ("gaussian, correlated slopes", "binomial with trials")
+
+
+@pytest.fixture(scope="module", params=[pytest.param(name, marks=pytest.mark.slow) if name in SLOW
+                                        else name for name in STRUCTURES])
 def two_data_sets(request):
     formula, dataset, factor, options = STRUCTURES[request.param]
     data = hier.datasets.load(dataset)
