@@ -74,6 +74,7 @@ def test_independent_slopes_recovered():
                                                  ("residual", "sigma"): 0.4})
 
 
+@pytest.mark.slow   # 31 s of a 10-minute CI budget; crossed fits also run in the lme4 bank
 def test_crossed_effects_recovered():
     rng = np.random.default_rng(404)
     a = rng.integers(0, 30, 900)
