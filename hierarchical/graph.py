@@ -44,7 +44,7 @@ def unweighted():
         _WEIGHTED.reset(token)
 
 
-def _data(name: str, value, *, free_first_axis: bool = True):
+def as_data(name: str, value, *, free_first_axis: bool = True):
     """``pm.Data``, integers as int64 and reals as float64, the first axis's length free.
 
     Nothing the data set decides is a constant of the graph: not the values, not the
@@ -55,10 +55,15 @@ def _data(name: str, value, *, free_first_axis: bool = True):
     stay static: with them known the rewrites fuse the row loops (radon, 12,248 rows: a
     gradient in 70 us, against 100 us with every axis free).
     """
-    value = np.asarray(value)
-    value = value.astype("int64" if value.dtype.kind in "iub" else "float64")
+    value = _normalised(value)
     shape = (None, *value.shape[1:]) if free_first_axis and value.ndim else value.shape
     return pm.Data(name, value, shape=shape)
+
+
+def _normalised(value) -> np.ndarray:
+    """Integers as int64, everything else as float64."""
+    value = np.asarray(value)
+    return value.astype("int64" if value.dtype.kind in "iub" else "float64")
 
 
 # per model: the design arrays already held as data, by content
@@ -75,13 +80,12 @@ def design_data(name: str, value, *, per_row_or_level: bool = True):
     gradient in 70 us, against 100 us with two copies). Equal content is structure or
     chance; either way the graph is correct, and by chance it is merely another graph.
     """
-    value = np.asarray(value)
-    value = value.astype("int64" if value.dtype.kind in "iub" else "float64")
+    value = _normalised(value)
     held = _DESIGN_ARRAYS.setdefault(pm.modelcontext(None), {})
     key = (per_row_or_level, value.dtype.str, value.shape,
            hashlib.sha1(np.ascontiguousarray(value).tobytes()).hexdigest())
     if key not in held:
-        held[key] = _data(names.design_data(name), value, free_first_axis=per_row_or_level)
+        held[key] = as_data(names.design_data(name), value, free_first_axis=per_row_or_level)
     return held[key]
 
 
@@ -89,7 +93,7 @@ def prior_parameter(variable: str, parameter: str, value):
     """A prior parameter as data named ``prior:<variable>:<parameter>``: default priors are
     derived from the data, and a prior grid swaps the values (nutpie's ``with_data``)
     instead of recompiling. Its shape (one per term) is the structure's."""
-    return _data(names.prior_data(variable, parameter), np.asarray(value, dtype=float),
+    return as_data(names.prior_data(variable, parameter), np.asarray(value, dtype=float),
                  free_first_axis=False)
 
 
@@ -453,7 +457,7 @@ def constants_fingerprint(model: pm.Model) -> str:
 
 def build_pymc_model(design: Design, entries: list[PriorEntry]) -> pm.Model:
     """Compile the design and priors into a `pm.Model` whose coords are real names and whose
-    arrays are all data (see `_data`)."""
+    arrays are all data (see `as_data`)."""
     by_label = {e.label: e for e in entries}
     with pm.Model(coords=coords(design)) as model:
         eta = linear_predictor(design, by_label)

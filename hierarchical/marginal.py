@@ -42,6 +42,7 @@ from scipy.sparse.csgraph import connected_components
 from . import names
 from .design import Design, GroupDesign
 from .graph import coords, covariance_factor, family_parameters, fixed_effects_prior
+from .graph import as_data as graph_data
 from .linpred import group_cholesky
 from .priors import PriorEntry
 
@@ -237,10 +238,7 @@ def as_model_data(stats: SufficientStats) -> SufficientStats:
     data set with the same structure. The first axis (levels, pairs) is left free.
     """
     def data(name: str, value):
-        value = np.asarray(value)
-        value = value if value.dtype.kind == "i" else value.astype(float)
-        static = (None, *value.shape[1:]) if value.ndim else ()
-        return pm.Data(f"marginal:{name}", value, shape=static)
+        return graph_data(f"marginal:{name}", value)
 
     def record(prefix: str, item):
         return type(item)(**{f.name: data(f"{prefix}:{f.name}", getattr(item, f.name))

@@ -12,8 +12,9 @@ another; for a costly gradient the cfunc route with parallel chains wins.
 The callback route compiles its own functions of the flat vector (`_flat_functions`), whose
 graph holds no sizes, so that it compiles once per model structure. It needs nutpie's private
 ``_prepare_dims_and_coords`` and PyTensor's ``Function.vm.jit_fn``. They are used only when
-nutpie's minor version is one the route was written against (``CALLBACK_NUTPIE``) and the helpers are there; otherwise
-every model takes the public route, and ``route.reason`` says why.
+nutpie's minor version is one the route was written against (``CALLBACK_NUTPIE``) and the
+helpers are there; otherwise every model takes the public route, and ``route.reason`` says
+why.
 
 The route is chosen from the graph, never from a timing, so a run's route (and its cost) is
 the same every time; ``fit.settings["route"]`` records it. Since everything compiles without
@@ -185,7 +186,7 @@ def _flat_functions(model: pm.Model, shapes: list[tuple[int, ...]]) -> FlatFunct
     nutpie's own helper cuts the vector by constant sizes. Here every value variable's
     shape is read from a shared vector (``layout:values``), so nothing in the compiled
     graph depends on the data set's sizes: with the data and prior parameters held as data
-    (``graph._data``), every data set of the same structure (formula, family,
+    (``graph.as_data``), every data set of the same structure (formula, family,
     parameterisation, prior distributions) compiles to the same graph, whose numba code
     the disk cache serves to later processes.
     """

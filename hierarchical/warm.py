@@ -1,6 +1,6 @@
 """Compile ahead of time: the samplers a model file's run needs, left in the disk cache.
 
-A graph holds its data set's values and sizes only as data (``graph._data``,
+A graph holds its data set's values and sizes only as data (``graph.as_data``,
 ``nutpie_sampler._flat_functions``), so PyTensor's numba cache is keyed by the model's
 structure: formula terms, family and link, each factor's parameterisation, the prior
 distributions. Compiling a model file's models once (``hierarchical warm``, which
