@@ -111,19 +111,25 @@ class SufficientStats:
     layout: Layout
 
 
+def pair_index(a: GroupDesign, b: GroupDesign):
+    """Level pairs of a and b present in the rows (a's level, b's level) and each row's pair."""
+    key = a.codes.astype(np.int64) * len(b.levels) + b.codes
+    unique, inverse = np.unique(key, return_inverse=True)
+    return unique // len(b.levels), unique % len(b.levels), inverse
+
+
 def _pair_sums(a: GroupDesign, b: GroupDesign, w: np.ndarray):
     """Level pairs of a and b present in the rows, and sum w z_a z_b' over each pair's rows.
 
     Pairs come from the rows, not the weights: rows weighted 0 keep their pairs (with zero
     sums), so every cross-validation fold has the structure of the full data."""
-    key = a.codes.astype(np.int64) * len(b.levels) + b.codes
-    unique, inverse = np.unique(key, return_inverse=True)
+    left, right, inverse = pair_index(a, b)
     ka, kb = a.Z.shape[1], b.Z.shape[1]
-    ZtZ = np.empty((len(unique), ka, kb))
+    ZtZ = np.empty((len(left), ka, kb))
     for s in range(ka):
         for t in range(kb):
-            ZtZ[:, s, t] = np.bincount(inverse, w * a.Z[:, s] * b.Z[:, t], minlength=len(unique))
-    return unique // len(b.levels), unique % len(b.levels), ZtZ
+            ZtZ[:, s, t] = np.bincount(inverse, w * a.Z[:, s] * b.Z[:, t], minlength=len(left))
+    return left, right, ZtZ
 
 
 def _is_range(index: np.ndarray) -> bool:
@@ -172,6 +178,11 @@ def unsupported(design: Design) -> str | None:
     """Why the effects cannot be integrated out (None when they can)."""
     if design.spec.family != "gaussian":
         return f"the family is {design.spec.family!r}, not Gaussian"
+    return unsupported_structure(design)
+
+
+def unsupported_structure(design: Design) -> str | None:
+    """Why the factors' effects cannot be eliminated by blocks (None when they can)."""
     if not design.groups:
         return "there is no grouping factor"
     if any(not g.term.pooled for g in design.groups):
@@ -270,13 +281,37 @@ def _scatter_numpy(size: int, index, values):
     return out.reshape(*batch, size)
 
 
-NUMPY = SimpleNamespace(sqrt=np.sqrt, log=np.log, concat=np.concatenate,
-                        scatter=_scatter_numpy,
-                        unflatten=lambda x, shape: x.reshape(*x.shape[:-1], *shape))
+def _dense_solve_numpy(S, v, size: int, noise=None):
+    """S^-1 v per component (plus S^-1/2 noise), batched over leading axes."""
+    F = np.linalg.cholesky(S)
+    z = np.linalg.solve(F, v[..., None])[..., 0]
+    if noise is not None:
+        z = z + noise(z.shape)
+    return np.linalg.solve(np.swapaxes(F, -1, -2), z[..., None])[..., 0]
+
+
+def _dense_solve_pytensor(S, v, size: int, noise=None):
+    """S^-1 v per component (PyTensor, no batch axes): entry-wise up to UNROLLED effects."""
+    if size <= UNROLLED:
+        F = _cholesky(PYTENSOR, [[S[:, i, j] for j in range(size)] for i in range(size)], size)
+        return pt.stack(_backward(F, _forward(F, [v[:, i] for i in range(size)], size), size),
+                        axis=-1)
+    F = pt.linalg.cholesky(S)
+    z = pt.linalg.solve_triangular(F, v[:, :, None], lower=True)
+    return pt.linalg.solve_triangular(F.transpose(0, 2, 1), z, lower=False)[:, :, 0]
+
+
+NUMPY = SimpleNamespace(sqrt=np.sqrt, log=np.log, concat=np.concatenate, stack=np.stack,
+                        scatter=_scatter_numpy, dense_solve=_dense_solve_numpy,
+                        unflatten=lambda x, shape: x.reshape(*x.shape[:-1], *shape),
+                        flatten_components=lambda x: x.reshape(*x.shape[:-2], -1))
 PYTENSOR = SimpleNamespace(
     sqrt=pt.sqrt, log=pt.log, concat=lambda parts, axis: pt.concatenate(parts, axis=axis),
+    stack=lambda parts, axis: pt.stack(parts, axis=axis),
     scatter=lambda size, index, values: pt.inc_subtensor(pt.zeros(size)[index], values),
-    unflatten=lambda x, shape: x.reshape(shape))
+    dense_solve=_dense_solve_pytensor,
+    unflatten=lambda x, shape: x.reshape(shape),
+    flatten_components=lambda x: x.reshape((-1,)))
 
 
 def _entries(L, k: int):
@@ -286,7 +321,7 @@ def _entries(L, k: int):
 
 def _scaled(Lg, kg: int, ZtZ, Lh, kh: int, sigma2):
     """(L_g' ZtZ L_h / sigma^2)[a][b] per pair, from ZtZ (P, k_g, k_h); L lower triangular."""
-    return [[sum(Lg[t][a] * ZtZ[:, t, s] * Lh[s][b]
+    return [[sum(Lg[t][a] * ZtZ[..., t, s] * Lh[s][b]
                  for t in range(a, kg) for s in range(b, kh)) / sigma2
              for b in range(kh)] for a in range(kg)]
 
@@ -318,7 +353,10 @@ def _backward(F, x, k: int):
 
 
 def _residual_stats(stats: SufficientStats, g: int, beta):
-    """Z_g' r per level and term: (..., J_g) vectors."""
+    """Z_g' r per level and term: (..., J_g) vectors; Z_g' y when ``beta`` is None (the
+    Laplace approximation's working response already has X beta taken out)."""
+    if beta is None:
+        return [stats.Zty[g][..., t] for t in range(stats.k[g])]
     return [stats.Zty[g][:, t] - (stats.ZtX[g][:, t, :] * beta[..., None, :]).sum(axis=-1)
             for t in range(stats.k[g])]
 
@@ -449,12 +487,10 @@ def marginal_loglik(stats: SufficientStats, beta, Ls: list, sigma):
                    + rss / sigma ** 2 - quad)
 
 
-def build_marginal_model(design: Design, entries: list[PriorEntry], stats) -> pm.Model:
-    """The Gaussian model with every factor's effects integrated out.
-
-    Free variables: beta, <g>_sd and <g>_corr_chol (if correlated) per factor, sigma; the
-    likelihood is a Potential named after the response. The effects are drawn after sampling.
-    """
+def integrated_model(design: Design, entries: list[PriorEntry], loglik, name: str) -> pm.Model:
+    """A model whose group effects are integrated out: priors on beta and on each factor's
+    covariance factor L_g (diag(sd) times the LKJ factor), and ``loglik(beta, Ls, priors)``
+    as a Potential named ``<response>_<name>``. The effects are drawn after sampling."""
     by_label = {e.label: e for e in entries}
     model_coords = {k: v for k, v in coords(design).items() if k != names.OBS_DIM}
     with pm.Model(coords=model_coords) as model:
@@ -463,10 +499,21 @@ def build_marginal_model(design: Design, entries: list[PriorEntry], stats) -> pm
         for g in design.groups:
             sd, chol = covariance_factor(g, by_label)
             Ls.append(pt.diag(sd) if chol is None else sd[:, None] * chol)
-        sigma = family_parameters(design, by_label)[names.SIGMA]
-        loglik = marginal_loglik(as_model_data(stats), beta, Ls, sigma)
-        pm.Potential(f"{names.observed_name(design)}_marginal", loglik)
+        pm.Potential(f"{names.observed_name(design)}_{name}", loglik(beta, Ls, by_label))
     return model
+
+
+def build_marginal_model(design: Design, entries: list[PriorEntry], stats) -> pm.Model:
+    """The Gaussian model with every factor's effects integrated out.
+
+    Free variables: beta, <g>_sd and <g>_corr_chol (if correlated) per factor, sigma; the
+    likelihood is a Potential named after the response. The effects are drawn after sampling.
+    """
+    def loglik(beta, Ls, by_label):
+        sigma = family_parameters(design, by_label)[names.SIGMA]
+        return marginal_loglik(as_model_data(stats), beta, Ls, sigma)
+
+    return integrated_model(design, entries, loglik, "marginal")
 
 
 DRAW_BLOCK = 1 << 22   # values per block of draws
@@ -499,23 +546,25 @@ def draw_effects(posterior, design: Design, stats: SufficientStats,
 
 def _draw_whitened(stats: SufficientStats, beta, Ls, sigma, rng) -> list[np.ndarray]:
     """a per factor, (draws, J_g, k_g), for a block of draws."""
+    parts = eliminate(NUMPY, stats, beta, Ls, sigma)
+    return [np.stack(ag, axis=-1) for ag in solve_whitened(NUMPY, stats, parts, rng.standard_normal)]
+
+
+def solve_whitened(ops, stats: SufficientStats, parts: Eliminated, noise=None) -> list[list]:
+    """a = M^-1 w, plus M^-1/2 times standard normals from ``noise(shape)`` when given (an
+    exact draw): per factor, one (..., J_g) vector per term. By blocks: the rest's
+    a_R = S^-1 v, then a_E = M_EE^-1 (w_E - M_ER a_R), whitened by F."""
     plan, k = stats.layout, stats.k
     E, kE = plan.eliminated, k[plan.eliminated]
-    parts = eliminate(NUMPY, stats, beta, Ls, sigma)
-    n = beta.shape[0]
     a = [None] * len(k)
-    rhs = [yc + rng.standard_normal(yc.shape) for yc in parts.y]
+    rhs = list(parts.y) if noise is None else [yc + noise(yc.shape) for yc in parts.y]
     if parts.S is not None:
-        F = np.linalg.cholesky(parts.S)
-        z = np.linalg.solve(F, parts.v[..., None])[..., 0]
-        eps = rng.standard_normal(z.shape)
-        aR = np.linalg.solve(np.swapaxes(F, -1, -2), (z + eps)[..., None])[..., 0]
-        aR = aR.reshape(n, -1)                                     # by slot
+        aR = ops.flatten_components(ops.dense_solve(parts.S, parts.v, plan.size, noise))
         for g, pairs in stats.cross.items():                       # w_E - M_ER a_R, whitened
             for c in range(kE):
-                push = sum(parts.G[g][b][c] * aR[:, pairs.col + b] for b in range(k[g]))
-                rhs[c] = rhs[c] - _scatter_numpy(rhs[c].shape[-1], pairs.row, push)
+                push = sum(parts.G[g][b][c] * aR[..., pairs.col + b] for b in range(k[g]))
+                rhs[c] = rhs[c] - ops.scatter(rhs[c].shape[-1], pairs.row, push)
         for g in plan.rest:
-            a[g] = np.stack([aR[:, stats.slot[g] + b] for b in range(k[g])], axis=-1)
-    a[E] = np.stack(_backward(parts.F, rhs, kE), axis=-1)
+            a[g] = [aR[..., stats.slot[g] + b] for b in range(k[g])]
+    a[E] = _backward(parts.F, rhs, kE)
     return a

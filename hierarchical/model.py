@@ -15,7 +15,7 @@ import pymc as pm
 import xarray as xr
 from xarray import DataTree
 
-from . import graph, marginal, names, parameterisation, persist, sampling
+from . import graph, laplace, marginal, names, parameterisation, persist, sampling
 from .aggregate import aggregate
 from .design import build_design
 from .diagnostics import warn_if_failed
@@ -48,13 +48,25 @@ def _as_spec(spec, family, link, trials, offset, exposure, weights, priors) -> M
     return spec.with_priors(priors)
 
 
-def _resolve_marginalize(marginalize, design) -> bool:
-    if marginalize not in (True, False, "auto"):
-        raise SpecError(f"marginalize must be True, False or 'auto', but got {marginalize!r}")
+MARGINALIZE = (True, False, "auto", "laplace")
+
+
+def _resolve_marginalize(marginalize, design) -> str | None:
+    """How the effects are integrated out: "exact" (Gaussian), "laplace" or None."""
+    if marginalize not in MARGINALIZE:
+        raise SpecError(f"marginalize must be True, False, 'auto' or 'laplace', but got "
+                        f"{marginalize!r}")
+    if marginalize == "laplace":
+        reason = laplace.unsupported(design)
+        if reason is not None:
+            raise SpecError(f"marginalize='laplace' cannot integrate the group effects out: "
+                            f"{reason}")
+        return "laplace"
     reason = marginal.unsupported(design)
     if marginalize is True and reason is not None:
         raise SpecError(f"marginalize=True cannot integrate the group effects out: {reason}")
-    return reason is None if marginalize == "auto" else bool(marginalize)
+    exact = reason is None if marginalize == "auto" else bool(marginalize)
+    return "exact" if exact else None
 
 
 class Model:
@@ -67,7 +79,9 @@ class Model:
     real `pm.Model` that is sampled, with named dims; ``priors`` is the table of every prior
     in use. Gaussian models integrate the effects of any number of nested or crossed
     factors out (``marginalize="auto"``, see ``marginal.py``) and draw them exactly after
-    sampling, so a fit looks the same either way; ``full_pymc_model`` is then the graph with explicit effects.
+    sampling, so a fit looks the same either way; Poisson and logit models can integrate
+    them out approximately (``marginalize="laplace"``, see ``laplace.py``; never chosen
+    by "auto"); ``full_pymc_model`` is then the graph with explicit effects.
     Binomial, Bernoulli and Poisson rows sharing a covariate pattern and group levels are
     summed before sampling (``aggregate_rows=True``, see ``aggregate.py``).
     Every array of the design and every prior parameter enters the graph as data, so a
@@ -86,12 +100,14 @@ class Model:
             spec = spec.with_centered(centered)
         self.spec = spec
         design = build_design(spec, data, dropna=dropna)
-        self.marginalized = _resolve_marginalize(marginalize, design)
-        if self.marginalized:
+        self.integration = _resolve_marginalize(marginalize, design)
+        if self.integration:
+            how = ("marginalised: effects integrated out, drawn exactly after sampling"
+                   if self.integration == "exact" else
+                   "Laplace approximation: effects integrated out, drawn from its Gaussian "
+                   "after sampling")
             self.parameterisation_choices = [parameterisation.Choice(
-                g.name, float("nan"), False,
-                "marginalised: effects integrated out, drawn exactly after sampling")
-                for g in design.groups]
+                g.name, float("nan"), False, how) for g in design.groups]
         else:
             self.parameterisation_choices = parameterisation.choose(design)
         self.design = parameterisation.apply(design, self.parameterisation_choices)
@@ -99,21 +115,33 @@ class Model:
         self.aggregate_rows = aggregate_rows
         self.sampled_design = aggregate(self.design) if aggregate_rows else self.design
         self.dropna = dropna
-        if self.marginalized:
+        if self.integration == "exact":
             self._stats = marginal.sufficient_stats(self.design)
+        elif self.integration == "laplace":
+            self._stats = laplace.structure(self.sampled_design)
         self.pymc_model = self._build_graph()
         self.nutpie = NutpieSampler(self.pymc_model)
         self._full_model = None
 
     def _build_graph(self) -> pm.Model:
-        if self.marginalized:
+        if self.integration == "exact":
             return build_marginal_model(self.design, self.prior_entries, self._stats)
+        if self.integration == "laplace":
+            return laplace.build_laplace_model(self.sampled_design, self.prior_entries,
+                                               self._stats)
         return build_pymc_model(self.sampled_design, self.prior_entries)
+
+    @property
+    def marginalized(self) -> bool:
+        """Whether the group effects are integrated out while sampling (exactly or by the
+        Laplace approximation) and drawn afterwards."""
+        return self.integration is not None
 
     @property
     def options(self) -> dict:
         """The constructor options as resolved (``marginalize="auto"`` as what it chose)."""
-        return {"marginalize": self.marginalized, "aggregate_rows": self.aggregate_rows,
+        marginalize = "laplace" if self.integration == "laplace" else self.marginalized
+        return {"marginalize": marginalize, "aggregate_rows": self.aggregate_rows,
                 "dropna": self.dropna}
 
     @property
@@ -203,8 +231,10 @@ class Model:
         groups = "".join(f"<li>{html.escape(g.name)}: {len(g.levels)} levels, "
                          f"{sizes_text(g.counts)} rows each; terms "
                          f"{html.escape(', '.join(g.term_names))}</li>" for g in design.groups)
-        how = ("effects integrated out while sampling, drawn exactly afterwards"
-               if self.marginalized else "effects sampled")
+        how = {"exact": "effects integrated out while sampling, drawn exactly afterwards",
+               "laplace": "effects integrated out by the Laplace approximation while "
+                          "sampling, drawn from its Gaussian afterwards"}.get(
+            self.integration, "effects sampled")
         return (f"<div><p><b>{html.escape(spec.formula)}</b><br>family {spec.family} (link "
                 f"{spec.family_object.link.name}); {design.n} rows; {how}</p>"
                 f"<ul>{groups}</ul>{self.parameterisation.to_html(border=0)}"
@@ -246,10 +276,14 @@ class Model:
         return self.nutpie.compile(route, chains=chains, iterations=iterations, cores=cores)
 
     def _with_drawn_effects(self, idata: DataTree, random_seed: int | None) -> DataTree:
-        """Add exact conditional draws of the marginalised effects."""
+        """Add draws of the marginalised effects: exact conditional draws, or the Laplace
+        approximation's."""
         posterior = idata.posterior.to_dataset()
         rng = np.random.default_rng(None if random_seed is None else [int(random_seed), 1])
-        drawn = marginal.draw_effects(posterior, self.design, self._stats, rng)
+        if self.integration == "laplace":
+            drawn = laplace.draw_effects(posterior, self.sampled_design, self._stats, rng)
+        else:
+            drawn = marginal.draw_effects(posterior, self.design, self._stats, rng)
         effects = {names.effect(g.name): xr.DataArray(
             drawn[g.name], dims=("chain", "draw", g.name, names.term_dim(g.name)),
             coords={g.name: g.levels, names.term_dim(g.name): g.term_names})

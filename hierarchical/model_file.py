@@ -17,7 +17,8 @@ value and the valid choices. The schema::
     formula = "y ~ x + (1 | g)"       # + family, link, trials, offset, exposure, weights
     family = "negativebinomial"       # families.FAMILIES; link = "probit" etc. where offered
     centered = "auto"                 # "auto", true, false or a list of grouping factors
-    marginalize = "auto"              # Gaussian: integrate the effects of every factor out
+    marginalize = "auto"              # Gaussian: integrate the effects of every factor out;
+                                      # "laplace": Poisson/logit, approximately
 
     [priors]                          # optional overrides, by prior key
     county_sd = { dist = "HalfNormal", sigma = 0.5 }
@@ -242,10 +243,11 @@ def _read_model(path: Path, values: dict) -> tuple[dict, dict]:
             r.fail(f"centered = {options['centered']!r} is not valid; choose \"auto\", true, "
                    "false or a list of grouping factors")
     if "marginalize" in values:
-        options["marginalize"] = r.get("marginalize", (bool, str), what="\"auto\", true or false")
-        if options["marginalize"] not in ("auto", True, False):
+        options["marginalize"] = r.get("marginalize", (bool, str),
+                                       what="\"auto\", \"laplace\", true or false")
+        if options["marginalize"] not in ("auto", "laplace", True, False):
             r.fail(f"marginalize = {options['marginalize']!r} is not valid; choose \"auto\", "
-                   "true or false")
+                   "\"laplace\", true or false")
     return model, options
 
 

@@ -112,9 +112,10 @@ def converged(summary: dict, divergences: int = 0) -> bool:
 TEST_DIVERGENCES = 1
 
 
-def run(example: str, random_seed: int = 1):
+def run(example: str, random_seed: int = 1, **options):
     """A default fit of the example (4 chains x 1000), tagged with its name."""
-    fit = bank_model(example).fit(random_seed=random_seed, progressbar=False, warn=False)
+    fit = bank_model(example, **options).fit(random_seed=random_seed, progressbar=False,
+                                             warn=False)
     fit.example = example
     return fit
 
@@ -179,8 +180,8 @@ def test_marginal_likelihood_equals_the_dense_multivariate_normal(example):
 # (the default tier fits nested and crossed Gaussian designs through the same marginal path in
 # test_recovery and test_pooling, and must stay within 10 minutes from a fresh clone)
 
-def _check(example):
-    fit = run(example)
+def _check(example, **options):
+    fit = run(example, **options)
     summary = convergence(fit)
     assert converged(summary, TEST_DIVERGENCES), summary
     table = agreement(fit)
@@ -206,3 +207,12 @@ def test_bank_example_converges_and_agrees_with_lme4(example):
 def test_slow_mixing_examples_still_agree_with_lme4(example):
     table = agreement(run(example))
     assert table["agrees"].all(), table[~table["agrees"]]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("example", ["cbpp_obs", "contraception", "grouseticks"])
+def test_laplace_approximation_converges_and_agrees_with_lme4(example):
+    """The GLMMs with their effects integrated out by the Laplace approximation (glmer's
+    own approximation): contraception and grouseticks, short of ESS when their effects are
+    sampled, then converge (min bulk ESS about 1,200 and 970)."""
+    _check(example, marginalize="laplace")
