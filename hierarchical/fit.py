@@ -15,7 +15,7 @@ from . import diagnostics as diag
 from . import effects
 from . import names, persist, shrinkage
 from . import predict as prediction
-from .summary import FitSummary, interval_columns, sizes_text, summarize
+from .summary import FitSummary, ci_prob, interval_columns, sizes_text, summarize
 
 
 def _family_group(name: str) -> str:
@@ -41,6 +41,7 @@ class Fit:
         self.idata = idata
         self.settings = dict(settings)
         self.seconds = seconds
+        self._summaries: dict = {}   # group effects and ICC, by their arguments
 
     @property
     def sampler(self) -> str:
@@ -125,8 +126,21 @@ class Fit:
         fixed = beta.sel({names.FIXED_DIM: shared}).rename({names.FIXED_DIM: names.term_dim(group)})
         return effect + fixed.reindex({names.term_dim(group): terms}, fill_value=0.0)
 
+    def _summarised(self, what: str, compute, *args, prob: float | None = None):
+        """``compute(*args, prob)``, computed once per arguments and interval probability:
+        a report asks for the group effects and the ICC in several sections (radon: 0.6 s
+        each, for 386 levels)."""
+        key = (what, *args, ci_prob(prob))
+        if key not in self._summaries:
+            self._summaries[key] = compute(*args, prob)
+        value = self._summaries[key]
+        return value.copy() if isinstance(value, pd.DataFrame) else value
+
     def group_effects(self, kind: str = "total", prob: float | None = None) -> pd.DataFrame:
         """Index (group, level, term). ``kind="deviation"`` gives u_j, ``"total"`` beta + u_j."""
+        return self._summarised("group_effects", self._group_effects, kind, prob=prob)
+
+    def _group_effects(self, kind: str, prob: float | None) -> pd.DataFrame:
         parts = []
         for g in self.model.design.groups:
             draws = self.group_draws(g.name, kind).transpose("chain", "draw", g.name, names.term_dim(g.name))
@@ -140,7 +154,7 @@ class Fit:
 
     def icc(self, prob: float | None = None):
         """Posterior of the intraclass correlation per grouping factor (`shrinkage.ICC`)."""
-        return shrinkage.icc(self, prob)
+        return self._summarised("icc", lambda p: shrinkage.icc(self, p), prob=prob)
 
     def pooling_factors(self, prob: float | None = None) -> pd.DataFrame:
         """Gelman & Pardoe (2006) pooling factor per (group, term), with an interval."""

@@ -170,3 +170,18 @@ def test_notebook_display(stored_fit, stored_comparison):
     assert "<table" in page and "Subject" in page and "Convergence" in page
     assert "Priors" in fit.model._repr_html_() and "Subject" in fit.model._repr_html_()
     assert "Pooling factors" in stored_comparison("sleepstudy_pooling")._repr_html_()
+
+
+def test_group_effects_and_icc_are_computed_once_per_interval(stored_fit):
+    """A report asks for them in several sections: the second call returns the first's
+    numbers (a copy the caller may change), another interval recomputes them."""
+    fit = stored_fit("sleepstudy_slopes")
+    first = fit.group_effects()
+    first.iloc[0, 0] = np.nan
+    again = fit.group_effects()
+    assert np.isfinite(again.iloc[0, 0])
+    assert fit.icc() is fit.icc()
+    with az.rc_context({"stats.ci_prob": 0.5}):
+        narrow = fit.group_effects()
+    assert "eti50_lb" in narrow.columns and "eti50_lb" not in again.columns
+    assert fit.group_effects(kind="deviation")["mean"].abs().mean() < again["mean"].abs().mean()
