@@ -65,8 +65,7 @@ def unsupported(design: Design) -> str | None:
                 f"(logit link) models, not {design.spec.family} with link {family.link.name!r}")
     if design.weights is not None:
         return "the rows have frequency weights"
-    reason = marginal.unsupported_structure(design)
-    return reason
+    return marginal.unsupported_structure(design)
 
 
 @dataclass
@@ -80,7 +79,6 @@ class Rows:
     X: object
     codes: list
     Z: list
-    E_codes: object
     within: dict              # (g, h) -> row's pair
     cross: dict               # g -> row's pair
 
@@ -110,18 +108,15 @@ def model_rows(design: Design, stats: SufficientStats) -> Rows:
         X=design_data("X", design.X),
         codes=[design_data(f"{g.name}:codes", g.codes) for g in design.groups],
         Z=[design_data(f"{g.name}:Z", g.Z) for g in design.groups],
-        E_codes=design_data(f"{design.groups[stats.layout.eliminated].name}:codes",
-                            design.groups[stats.layout.eliminated].codes),
         within={p: pairs(f"within:{p[0]},{p[1]}", v) for p, v in within.items()},
         cross={g: pairs(f"cross:{g}", v) for g, v in cross.items()})
 
 
 def numpy_rows(design: Design, stats: SufficientStats) -> Rows:
     within, cross = _row_pairs(design, stats)
-    E = stats.layout.eliminated
     return Rows(y=design.y, trials=design.trials, offset=design.offset, X=design.X,
                 codes=[g.codes for g in design.groups], Z=[g.Z for g in design.groups],
-                E_codes=design.groups[E].codes, within=within, cross=cross)
+                within=within, cross=cross)
 
 
 # --- the family: log likelihood in eta, its score and W, and the IRLS start ---------------
@@ -193,7 +188,7 @@ def weighted_stats(ops, stats: SufficientStats, rows: Rows, W, t) -> SufficientS
     J = [stats.ZtX[g].shape[0] for g in range(len(k))]
     return replace(
         stats,
-        ZtZ=sums(J[E], rows.E_codes, E, E, W),
+        ZtZ=sums(J[E], rows.codes[E], E, E, W),
         Zty=[ops.stack([ops.scatter(J[g], rows.codes[g], t * rows.Z[g][:, s])
                         for s in range(k[g])], axis=-1) for g in range(len(k))],
         within={p: replace(pairs, ZtZ=sums(pairs.row.shape[0], rows.within[p], p[0], p[1], W))
