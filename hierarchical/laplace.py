@@ -153,9 +153,11 @@ class Likelihood:
         return self.ops.log(p) - self.ops.log1p(-p), self.trials * p * (1 - p)
 
 
-OPS = {"numpy": SimpleNamespace(exp=np.exp, log=np.log, log1p=np.log1p, where=np.where, softplus=lambda x: np.logaddexp(0.0, x),
+OPS = {"numpy": SimpleNamespace(exp=np.exp, log=np.log, log1p=np.log1p, where=np.where,
+                                softplus=lambda x: np.logaddexp(0.0, x),
                                 sigmoid=lambda x: 0.5 * (1 + np.tanh(0.5 * x))),
-       "pytensor": SimpleNamespace(exp=pt.exp, log=pt.log, log1p=pt.log1p, where=pt.switch, softplus=pt.softplus, sigmoid=pt.sigmoid)}
+       "pytensor": SimpleNamespace(exp=pt.exp, log=pt.log, log1p=pt.log1p, where=pt.switch,
+                                   softplus=pt.softplus, sigmoid=pt.sigmoid)}
 
 
 # --- the Newton step on the whitened effects ---------------------------------------------
@@ -185,7 +187,7 @@ def weighted_stats(ops, stats: SufficientStats, rows: Rows, W, t) -> SufficientS
                                      for r in range(k[right])], axis=-1)
                           for s in range(k[left])], axis=-2)
 
-    J = [stats.ZtX[g].shape[0] for g in range(len(k))]
+    J = [stats.ZtX[g].shape[0] for g in range(len(k))]     # levels per factor (data's length)
     return replace(
         stats,
         ZtZ=sums(J[E], rows.codes[E], E, E, W),
@@ -198,11 +200,11 @@ def weighted_stats(ops, stats: SufficientStats, rows: Rows, W, t) -> SufficientS
 
 
 def newton_step(ops, stats, rows, Ls, L, W, t):
-    """The whitened effects solving H a = Lambda' Z' t, H = I + Lambda' Z' W Z Lambda, and
-    the block factor of H (for its log determinant)."""
+    """The whitened effects solving H a = Lambda' Z' t, H = I + Lambda' Z' W Z Lambda, with
+    the system and its block factor (to draw from N(a, H^-1))."""
     system = weighted_stats(ops, stats, rows, W, t)
     parts = eliminate(ops, system, None, Ls, 1.0)
-    return solve_whitened(ops, system, parts), parts
+    return solve_whitened(ops, system, parts), system, parts
 
 
 def _iterate(ops, family_ops, stats, rows, Ls, eta_fixed, steps: int, family: str):
@@ -211,7 +213,7 @@ def _iterate(ops, family_ops, stats, rows, Ls, eta_fixed, steps: int, family: st
     like = Likelihood(family, rows, family_ops)
     L = _entries(Ls, stats.k)
     eta0, W = like.start()
-    a, _ = newton_step(ops, stats, rows, Ls, L, W, W * (eta0 - eta_fixed))
+    a = newton_step(ops, stats, rows, Ls, L, W, W * (eta0 - eta_fixed))[0]
     for i in range(steps):
         if i < SEARCHED_STEPS:
             a = _searched_step(ops, family_ops, like, stats, rows, Ls, L, eta_fixed, a)
@@ -236,7 +238,7 @@ SEARCHED_STEPS = 3
 def _searched_step(ops, family_ops, like, stats, rows, Ls, L, eta_fixed, a):
     """One Newton step from a, of the length in STEP_LENGTHS that maximises
     log p(y | a) - |a|^2 / 2 (one row pass per length: eta is linear in a)."""
-    full, _ = _step_from(ops, like, stats, rows, Ls, L, eta_fixed, a)
+    full = _step_from(ops, like, stats, rows, Ls, L, eta_fixed, a)[0]
     delta = [[n - o for n, o in zip(fg, ag)] for fg, ag in zip(full, a)]
     eta_a = eta_fixed + effects_on_rows(a, L, rows, stats.k)
     eta_d = effects_on_rows(delta, L, rows, stats.k)
@@ -246,7 +248,7 @@ def _searched_step(ops, family_ops, like, stats, rows, Ls, L, eta_fixed, a):
     best_t, best_f = None, None
     for t in STEP_LENGTHS:
         f = like.loglik(eta_a + t * eta_d).sum(axis=-1) - 0.5 * (aa + 2 * t * ad + t * t * dd)
-        if best_t is None:
+        if best_t is None:     # one length per draw (numpy batches draws)
             best_t, best_f = t + 0 * f, f
         else:
             better = f > best_f
@@ -261,18 +263,19 @@ def _step_from(ops, like, stats, rows, Ls, L, eta_fixed, a):
     return newton_step(ops, stats, rows, Ls, L, W, W * zu + score)
 
 
-def _fixed_part(rows: Rows, beta, xp_sum):
-    eta = xp_sum(rows.X * beta[..., None, :])
+def _fixed_part(rows: Rows, beta):
+    """X beta (+ offset) on the rows, for beta (p,) or a batch of draws (..., p)."""
+    eta = (rows.X * beta[..., None, :]).sum(axis=-1)
     return eta if rows.offset is None else eta + rows.offset
 
 
 def laplace_loglik(stats: SufficientStats, rows: Rows, beta, Ls: list, family: str):
     """The Laplace approximation to log p(y | beta, Sigma_g = L_g L_g') (PyTensor)."""
-    eta_fixed = _fixed_part(rows, beta, lambda x: x.sum(axis=-1))
+    eta_fixed = _fixed_part(rows, beta)
     a, like, L = _iterate(PYTENSOR, OPS["pytensor"], stats, rows, Ls, eta_fixed,
                           NEWTON_STEPS - 1, family)
     a = [[stop_gradient(v) for v in ag] for ag in a]
-    a, _ = _step_from(PYTENSOR, like, stats, rows, Ls, L, eta_fixed, a)  # implicit gradient
+    a = _step_from(PYTENSOR, like, stats, rows, Ls, L, eta_fixed, a)[0]   # implicit gradient
     zu = effects_on_rows(a, L, rows, stats.k)
     _, W = like.score_and_weight(eta_fixed + zu)
     parts = eliminate(PYTENSOR, weighted_stats(PYTENSOR, stats, rows, W, W), None, Ls, 1.0)
@@ -321,14 +324,10 @@ def draw_effects(posterior, design: Design, stats: SufficientStats,
     for start in range(0, chains * draws, step):
         block = slice(start, start + step)
         L_block = [L[block] for L in Ls]
-        eta_fixed = _fixed_part(rows, beta[block], lambda x: x.sum(axis=-1))
+        eta_fixed = _fixed_part(rows, beta[block])
         a, like, L = _iterate(NUMPY, OPS["numpy"], stats, rows, L_block, eta_fixed,
                               NEWTON_STEPS, design.spec.family)
-        zu = effects_on_rows(a, L, rows, k)
-        score, W = like.score_and_weight(eta_fixed + zu)
-        system = weighted_stats(NUMPY, stats, rows, W, W * zu + score)
-        parts = eliminate(NUMPY, system, None, L_block, 1.0)
-        mode = solve_whitened(NUMPY, system, parts)
+        mode, system, parts = _step_from(NUMPY, like, stats, rows, L_block, L, eta_fixed, a)
         worst[block] = np.max([np.abs(m - prev).max(axis=-1)
                                for mg, ag in zip(mode, a) for m, prev in zip(mg, ag)], axis=0)
         drawn = solve_whitened(NUMPY, system, parts, rng.standard_normal)

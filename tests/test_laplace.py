@@ -43,7 +43,7 @@ def model(family: str, formula: str) -> hier.Model:
 
 
 def dense_parts(design, beta, Ls):
-    """Z Lambda as a sparse matrix, the fixed part of eta, and the rows' family terms."""
+    """Z Lambda as a sparse matrix, and the fixed part of eta."""
     blocks = []
     for g, L in zip(design.groups, Ls):
         k = g.Z.shape[1]
@@ -55,8 +55,9 @@ def dense_parts(design, beta, Ls):
         0 if design.offset is None else design.offset)
 
 
-def dense_laplace(design, beta, Ls) -> float:
-    """log p(y | a*) - |a*|^2 / 2 - log det H / 2 from the full Hessian, Newton to 1e-13."""
+def dense_mode(design, beta, Ls):
+    """The mode a* (whitened), H at a* and log p(y | a*) - |a*|^2 / 2, from the full
+    Hessian, Newton to 1e-13."""
     ZL, eta_fixed = dense_parts(design, beta, Ls)
     y = design.y
     trials = 1.0 if design.trials is None else design.trials
@@ -80,7 +81,12 @@ def dense_laplace(design, beta, Ls) -> float:
         if np.abs(step).max() < 1e-13:
             break
     value, _, W = terms(a)
-    H = (ZL.T @ sp.diags(W) @ ZL).toarray() + np.eye(len(a))
+    return a, (ZL.T @ sp.diags(W) @ ZL).toarray() + np.eye(len(a)), value
+
+
+def dense_laplace(design, beta, Ls) -> float:
+    """log p(y | a*) - |a*|^2 / 2 - log det H / 2."""
+    _, H, value = dense_mode(design, beta, Ls)
     return value - np.linalg.slogdet(H)[1] / 2
 
 
@@ -154,20 +160,7 @@ def test_effect_draws_follow_the_approximations_gaussian(family, formula):
                                                       ("chain", "draw", "r", "c"))
     st = laplace.structure(design)
     u = laplace.draw_effects(xr.Dataset(posterior), design, st, np.random.default_rng(0))
-    ZL, eta_fixed = dense_parts(design, beta, Ls)
-    # the dense mode and H, as in dense_laplace
-    a = np.zeros(ZL.shape[1])
-    y, trials = design.y, (1.0 if design.trials is None else design.trials)
-    for _ in range(50):
-        eta = eta_fixed + ZL @ a
-        if family == "poisson":
-            mu = np.exp(eta)
-            grad, W = ZL.T @ (y - mu) - a, mu
-        else:
-            p = 1 / (1 + np.exp(-eta))
-            grad, W = ZL.T @ (y - trials * p) - a, trials * p * (1 - p)
-        H = (ZL.T @ sp.diags(W) @ ZL).toarray() + np.eye(len(a))
-        a = a + np.linalg.solve(H, grad)
+    a, H, _ = dense_mode(design, beta, Ls)
     blockdiag = block_diag(*[np.kron(np.eye(len(g.levels)), L) for g, L in zip(design.groups, Ls)])
     mean = blockdiag @ a
     cov = blockdiag @ np.linalg.inv(H) @ blockdiag.T
