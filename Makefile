@@ -53,9 +53,12 @@ lab: $(STAMP)
 	@$(PY) -c "import jupyterlab" 2>/dev/null || $(PY) -m pip install --quiet -e '.[lab]'
 	$(PY) -m jupyter lab notebooks/ $$([ "$$(id -u)" = 0 ] && echo --allow-root)   # containers run as root
 
-# unit + integration tiers (what CI runs); prints the slowest tests
+# unit + integration tiers (what CI runs); prints the slowest tests. Test files are shared
+# out to TEST_WORKERS processes (a file stays on one, so its module fixtures are built once):
+# compiles run on one core, so two processes use a 2-core machine; TEST_WORKERS=0 runs in one
+TEST_WORKERS ?= 2
 test: $(PKG_STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-slow: $(PKG_STAMP)
 	$(PY) -m pytest -m slow
