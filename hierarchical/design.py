@@ -13,6 +13,7 @@ import formulae
 import numpy as np
 import pandas as pd
 
+from . import names as variable_names
 from .exceptions import DataError, SpecError
 from .spec import GroupTerm, ModelSpec
 
@@ -317,6 +318,10 @@ def constant_within(values: np.ndarray, codes: np.ndarray) -> bool:
 
 
 def _group_design(frame: pd.DataFrame, term: GroupTerm) -> GroupDesign:
+    if term.group in variable_names.RESERVED_FACTOR_NAMES:
+        raise SpecError(f"grouping factor {term.group!r} takes a name the model uses for a "
+                        f"variable or dim; rename the column (names not allowed: "
+                        f"{', '.join(sorted(variable_names.RESERVED_FACTOR_NAMES))})")
     labels, levels = row_labels(frame, term), _level_order(frame, term)
     if len(levels) < 2:
         raise DataError(f"grouping factor {term.group!r} has a single level ({levels[0]!r}); "

@@ -173,7 +173,7 @@ class Fit:
         "error" for levels not seen in fitting; ``include_groups``: True (every factor's
         effects), False (none: the population-level prediction, brms' ``re_formula = NA``)
         or a list of factors. Returns a DataFrame (mean, sd, interval) or, with
-        ``summary=False``, a DataArray of draws (chain, draw, obs). The same
+        ``summary=False``, a DataArray of draws (chain, draw, __obs__). The same
         ``random_seed`` gives the same draws.
         """
         return prediction.predict(self, newdata, kind=kind, new_groups=new_groups,
@@ -182,7 +182,7 @@ class Fit:
 
     def posterior_predictive(self, random_seed: int | None = None) -> DataTree:
         """Draw replicated data y_rep for every fitted row and add them to ``idata`` as the
-        ``posterior_predictive`` group (named after the response, dims chain, draw, obs),
+        ``posterior_predictive`` group (named after the response, dims chain, draw, __obs__),
         aligned with ``observed_data``: obs i is row i of ``model.data``, whatever the
         data's index or the rows ``dropna`` removed. Returns ``idata``."""
         draws = self.predict(kind="response", summary=False, random_seed=random_seed)

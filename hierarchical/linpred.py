@@ -73,9 +73,9 @@ def log_likelihood_group(posterior: xr.Dataset, design: Design) -> DataTree:
     if design.weights is not None:
         ll *= design.weights            # row i stands for weights_i observations
     name = observed_name(design)
-    data = xr.Dataset({name: (("chain", "draw", "obs"), ll)},
+    data = xr.Dataset({name: (("chain", "draw", names.OBS_DIM), ll)},
                       coords={"chain": posterior["chain"], "draw": posterior["draw"],
-                              "obs": np.arange(design.n)})
+                              names.OBS_DIM: np.arange(design.n)})
     return DataTree(data)
 
 

@@ -14,7 +14,7 @@ functions, so post-sampling code never needs the graph builder. ``g`` is a group
 * ``<g>_total``: beta + u_j, the free variable of a centred factor that absorbs the fixed
   terms it shares.
 * ``<g>_coef[<term>]``: prior key of an unpooled factor's coefficients.
-* ``sigma``: Gaussian residual SD; the likelihood is named after the response (dim ``obs``).
+* ``sigma``: Gaussian residual SD; the likelihood is named after the response (dim ``__obs__``).
 """
 
 from __future__ import annotations
@@ -24,13 +24,16 @@ from itertools import combinations
 FIXED = "beta"
 FIXED_DIM = "fixed_term"
 SIGMA = "sigma"
-OBS_DIM = "obs"
+OBS_DIM = "__obs__"    # bambi's name: a grouping factor may well be called "obs" (lme4's cbpp)
 CV_WEIGHT = "_cv_weight"    # the data column that holds a cross-validation fold's rows out
 
 _SUFFIXES = ("sd", "z", "effect", "total", "corr", "corr_chol", "term", "pair")
 # the families' own parameters are named as bambi and brms name them (families.py)
 FAMILY_PARAMETERS = frozenset({SIGMA, "alpha", "nu", "psi", "kappa"})
 RESERVED = frozenset({FIXED, OBS_DIM, FIXED_DIM}) | FAMILY_PARAMETERS
+# a grouping factor's levels are a dim named after it, so it may not take a variable's or dim's
+# name (ArviZ keeps chain, draw and __sample__)
+RESERVED_FACTOR_NAMES = RESERVED | {"chain", "draw", "__sample__"}
 
 
 def sd(g: str) -> str:

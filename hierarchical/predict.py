@@ -138,9 +138,9 @@ def predict(fit, newdata: pd.DataFrame | None = None, *, kind: str = "mean",
             trials=_numeric_column(frame, spec.trials, "trials") if spec.trials else None,
             offset=None)
         values = family.draw(eta, extra, rows, rng)
-    draws = xr.DataArray(values, dims=("chain", "draw", "obs"),
+    draws = xr.DataArray(values, dims=("chain", "draw", names.OBS_DIM),
                          coords={"chain": posterior["chain"], "draw": posterior["draw"],
-                                 "obs": np.asarray(frame.index)})
+                                 names.OBS_DIM: np.asarray(frame.index)})
     if not summary:
         return draws
     return interval_table(values.reshape(-1, values.shape[-1]), frame.index, prob)

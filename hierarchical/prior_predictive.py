@@ -17,6 +17,7 @@ import pandas as pd
 import xarray as xr
 from xarray import DataTree
 
+from . import names
 from .names import observed_name
 from .shrinkage import ICC, icc_of_draws
 
@@ -64,7 +65,7 @@ class PriorPredictive:
 
     def _replicates(self) -> np.ndarray:
         design = self.model.design
-        draws = self.prior_predictive[observed_name(design)].transpose("chain", "draw", "obs")
+        draws = self.prior_predictive[observed_name(design)].transpose("chain", "draw", names.OBS_DIM)
         return _outcome(draws.values, design)
 
     @property

@@ -11,7 +11,7 @@ import xarray as xr
 from xarray import DataTree
 
 import hierarchical as hier
-from hierarchical import sampling
+from hierarchical import names, sampling
 from hierarchical.linpred import log_likelihood_group
 from hierarchical.nutpie_sampler import NutpieSampler
 
@@ -67,7 +67,7 @@ def prior_fit(model: hier.Model, draws: int = 20, seed: int = 0) -> hier.Fit:
     with python_evaluation():
         prior = pm.sample_prior_predictive(draws, model=model.full_pymc_model,
                                            random_seed=seed).prior.to_dataset()
-    posterior = prior.drop_vars([v for v in prior.data_vars if "obs" in prior[v].dims])
+    posterior = prior.drop_vars([v for v in prior.data_vars if names.OBS_DIM in prior[v].dims])
     stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros((1, draws), bool)),
                         "energy": (("chain", "draw"), np.random.default_rng(seed).normal(size=(1, draws)))})
     idata = DataTree.from_dict({"posterior": posterior, "sample_stats": stats,

@@ -46,6 +46,8 @@ CASES = [
     ("slope constant within groups", "y ~ x + (1 + w|g)",
      lambda f: f.assign(w=f["g"].map({"a": 1.0, "b": 2.0, "c": 3.0, "d": 4.0})), {}, DataError,
      ["'w'", "never varies within", "'g'"]),
+    ("group named like a variable", "y ~ x + (1|sigma)", lambda f: f.assign(sigma=f["g"]), {},
+     SpecError, ["'sigma'", "rename the column", "fixed_term"]),
     ("float group labels", "y ~ x + (1|h)", lambda f: f.assign(h=f["x"]), {}, DataError,
      ["'h'", "non-integer floats", "row(s): 0"]),
     ("empty frame", "y ~ x + (1|g)", lambda f: f.iloc[:0], {}, DataError, ["no rows"]),

@@ -8,7 +8,7 @@ import pytest
 from scipy.special import expit
 
 import hierarchical as hier
-from hierarchical import effects, ppc
+from hierarchical import effects, names, ppc
 from hierarchical.exceptions import SpecError
 
 from .conftest import frame_hash, prior_fit
@@ -124,8 +124,8 @@ def test_posterior_predictive_aligns_with_observed_data_after_dropna():
     fit.idata["observed_data"] = model._observed_data()
     idata = fit.posterior_predictive(random_seed=4)
     rep, observed = idata["posterior_predictive"]["y"], idata["observed_data"]["y"]
-    assert rep.sizes["obs"] == observed.sizes["obs"] == 47
-    np.testing.assert_array_equal(rep["obs"].values, observed["obs"].values)
+    assert rep.sizes[names.OBS_DIM] == observed.sizes[names.OBS_DIM] == 47
+    np.testing.assert_array_equal(rep[names.OBS_DIM].values, observed[names.OBS_DIM].values)
     assert (rep.values >= 0).all() and np.all(rep.values == np.round(rep.values))
     again = fit.posterior_predictive(random_seed=4)["posterior_predictive"]["y"]
     np.testing.assert_array_equal(again.values, rep.values)

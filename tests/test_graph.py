@@ -6,8 +6,9 @@ import pytensor.tensor as pt
 import pytest
 
 import hierarchical as hier
+from hierarchical import names
 
-from .conftest import python_evaluation
+from .conftest import prior_fit, python_evaluation
 
 
 def finite_logp_and_gradient(model: hier.Model):
@@ -33,7 +34,7 @@ def test_sleepstudy_graph_dims_and_coords(sleepstudy):
     assert m.named_vars_to_dims["Subject_sd"] == ("Subject_term",)
     assert m.named_vars_to_dims["Subject_z"] == ("Subject", "Subject_term")
     assert m.named_vars_to_dims["Subject_effect"] == ("Subject", "Subject_term")
-    assert m.named_vars_to_dims["Reaction"] == ("obs",)
+    assert m.named_vars_to_dims["Reaction"] == (names.OBS_DIM,)
     assert {v.name for v in m.free_RVs} == {"beta", "Subject_sd", "Subject_corr_chol",
                                              "Subject_z", "sigma"}
     finite_logp_and_gradient(model)
@@ -115,6 +116,21 @@ def test_crossed_nested_and_categorical_coords():
     assert c["school:klass"] == ("s1:k1", "s1:k2", "s2:k1", "s2:k2", "s3:k1", "s3:k2")
     assert c["rater"] == ("r1", "r2", "r3", "r4")
     finite_logp_and_gradient(model)
+
+
+def test_a_factor_named_obs_keeps_its_own_dim():
+    """lme4's cbpp example writes (1 | obs); the rows' dim must not be the factor's."""
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame({"y": rng.poisson(3, 50), "x": rng.normal(size=50),
+                          "obs": np.repeat(list("abcde"), 10)})
+    model = hier.Model("y ~ x + (1 | obs)", frame, family="poisson")
+    m = model.pymc_model
+    assert m.coords["obs"] == tuple("abcde")
+    assert len(m.coords[names.OBS_DIM]) == 50
+    assert m.named_vars_to_dims["obs_effect"] == ("obs", "obs_term")
+    fit = prior_fit(model)
+    assert list(fit.group_effects().loc["obs"].index.get_level_values("level")) == list("abcde")
+    assert fit.predict(summary=False).sizes[names.OBS_DIM] == 50
 
 
 @pytest.mark.parametrize("family, response, extra", [

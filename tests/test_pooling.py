@@ -10,6 +10,7 @@ import pytest
 from scipy import stats
 
 import hierarchical as hier
+from hierarchical import names
 from hierarchical.pooling import complete_pooling_spec, no_pooling_spec
 from hierarchical.shrinkage import _thinned
 
@@ -186,7 +187,7 @@ def test_logit_icc_is_on_the_latent_scale():
     step = fit.posterior.sizes["draw"] // thinned.sizes["draw"]
     fit_thinned = hier.Fit(fit.model, fit.idata.isel(draw=slice(None, None, step)), settings=fit.settings)
     assert fit_thinned.posterior.sizes["draw"] == thinned.sizes["draw"]
-    p = fit_thinned.predict(kind="mean", summary=False).transpose("chain", "draw", "obs").values
+    p = fit_thinned.predict(kind="mean", summary=False).transpose("chain", "draw", names.OBS_DIM).values
     info = cbpp["size"].to_numpy() * p * (1 - p)
     codes = fit.model.design.groups[0].codes
     per_herd = np.stack([info[..., codes == j].sum(axis=-1) for j in range(15)], axis=-1)

@@ -6,6 +6,7 @@ import pytest
 import xarray as xr
 
 import hierarchical as hier
+from hierarchical import names
 from hierarchical.exceptions import DataError
 
 from .conftest import prior_fit
@@ -40,7 +41,7 @@ def test_new_groups_zero_uses_the_population_average(radon_fit):
     zero = radon_fit.predict(new, kind="link", new_groups="zero", summary=False)
     beta = radon_fit.posterior["beta"]
     expected = beta.sel(fixed_term="Intercept") + beta.sel(fixed_term="floor")
-    assert np.allclose(zero.isel(obs=0).values, expected.values)
+    assert np.allclose(zero.isel({names.OBS_DIM: 0}).values, expected.values)
 
 
 def test_in_sample_mean_and_response(radon_fit, radon):
@@ -48,7 +49,7 @@ def test_in_sample_mean_and_response(radon_fit, radon):
     assert list(mean.index) == list(radon.index)
     assert np.corrcoef(mean["mean"], radon["log_radon"])[0, 1] > 0.4
     draws = radon_fit.predict(kind="response", summary=False, random_seed=5)
-    assert isinstance(draws, xr.DataArray) and draws.dims == ("chain", "draw", "obs")
+    assert isinstance(draws, xr.DataArray) and draws.dims == ("chain", "draw", names.OBS_DIM)
     # posterior predictive spread includes the residual SD
     assert float(draws.std()) > float(radon_fit.posterior["sigma"].mean())
 

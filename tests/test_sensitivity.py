@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 import hierarchical as hier
-from hierarchical import sensitivity
+from hierarchical import names, sensitivity
 from hierarchical.exceptions import PriorError, SpecError
 from hierarchical.spec import Prior
 
@@ -209,7 +209,7 @@ def test_prior_predictive_of_binomial_rows_is_on_the_proportion_scale():
     cbpp = hier.datasets.load("cbpp")
     model = hier.Model("incidence ~ period + (1 | herd)", cbpp, family="binomial", trials="size")
     check = model.prior_predictive(draws=200, random_seed=1)
-    assert check.prior_predictive["incidence"].sizes["obs"] == len(cbpp)   # rows as given
+    assert check.prior_predictive["incidence"].sizes[names.OBS_DIM] == len(cbpp)   # rows as given
     draws, observed = check.statistics["max(incidence)"]
     assert observed == pytest.approx((cbpp["incidence"] / cbpp["size"]).max())
     assert draws.min() >= 0 and draws.max() <= 1
