@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import html
+import importlib.util
 import io
 import shutil
 from datetime import datetime, timezone
@@ -18,6 +19,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pymc as pm
+import pytensor
 
 from . import names, plots, ppc
 from .model_file import display_path
@@ -248,11 +250,13 @@ def graph_svg(model) -> tuple[str | None, str]:
     not: Graphviz is optional, and a missing ``dot`` must not stop a report."""
     if shutil.which("dot") is None:
         return None, "No picture of the graph: Graphviz's dot is not on PATH."
-    try:
-        graph = pm.model_to_graphviz(model.full_pymc_model, graph_attr=GRAPH_SIZE)
-        svg = graph.pipe(format="svg").decode("utf-8")
-    except ImportError:
+    if importlib.util.find_spec("graphviz") is None:   # asked first: PyMC evaluates shapes before it imports it
         return None, "No picture of the graph: the graphviz Python package is not installed."
+    # PyMC evaluates every variable's shape once; without a C compiler PyTensor runs the ops'
+    # Python code instead of compiling C thunks (about 10 s with an empty cache)
+    with pytensor.config.change_flags(cxx=""):
+        graph = pm.model_to_graphviz(model.full_pymc_model, graph_attr=GRAPH_SIZE)
+    svg = graph.pipe(format="svg").decode("utf-8")
     return svg[svg.find("<svg"):], ""
 
 
