@@ -21,7 +21,6 @@ from . import names
 from .exceptions import PriorError, SpecError
 from .fit import Fit
 from .formula import _split_top_level
-from .linpred import log_likelihood_group
 from .model import Model
 from .priors import PriorEntry
 
@@ -294,5 +293,4 @@ def from_bambi(bmb_model, idata: DataTree) -> Fit:
     ours = xr.Dataset(draws, attrs=posterior.attrs)
     tree = DataTree.from_dict({"posterior": ours, "sample_stats": stats})
     tree["observed_data"] = model._observed_data()
-    tree["log_likelihood"] = log_likelihood_group(ours, model.design)
     return Fit(model, tree, settings={"sampler": "bambi"})

@@ -115,12 +115,12 @@ def _replicate(job: _Replicate) -> list[dict]:
                            "the response, so the compiled model cannot be reused")
     fit = model.fit(random_seed=job.seed + job.rep, progressbar=False, warn=False,
                     **job.fit_kwargs)
-    draws = labelled_draws(fit.idata.posterior.to_dataset(), truth)
+    draws = labelled_draws(fit.posterior, truth)
     labels = list(truth)
     stacked = xr.DataArray(np.stack([draws[k] for k in labels], axis=-1),
                            dims=("chain", "draw", "item"))
     summary = summarize(stacked, pd.Index(labels))
-    divergences = int(fit.idata.sample_stats["diverging"].sum())
+    divergences = int(fit.tree.sample_stats["diverging"].sum())
     return [{"case": job.case.name, "rep": job.rep, "parameter": label,
              "truth": float(truth[label]), "rank": rank_of(draws[label], truth[label],
                                                            job.rank_draws),

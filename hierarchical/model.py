@@ -23,7 +23,6 @@ from .exceptions import SpecError
 from .fit import Fit
 from .formula import from_formula
 from .graph import build_pymc_model
-from .linpred import log_likelihood_group
 from .marginal import build_marginal_model
 from .nutpie_sampler import NutpieSampler, Route
 from .prior_predictive import PriorPredictive
@@ -328,7 +327,6 @@ class Model:
         if self.marginalized:
             idata = self._with_drawn_effects(idata, random_seed)
         idata["observed_data"] = self._observed_data()
-        idata["log_likelihood"] = log_likelihood_group(idata.posterior.to_dataset(), self.design)
         settings = {"sampler": sampler, "draws": draws, "tune": tune, "chains": chains,
                     "random_seed": random_seed, "target_accept": target_accept,
                     "route": self.nutpie_route.name if sampler == "nutpie" else None}
@@ -349,5 +347,4 @@ def load(path) -> Fit:
     idata, data, meta = persist.read(path)
     options = {k: v for k, v in meta["options"].items() if k in OPTIONS}
     model = Model(ModelSpec.from_dict(meta["spec"]), data, **options)
-    idata[persist.LOG_LIKELIHOOD] = log_likelihood_group(idata.posterior.to_dataset(), model.design)
     return Fit(model, idata, settings=meta["settings"])

@@ -98,7 +98,7 @@ def _encoding(tree: DataTree) -> dict[str, dict]:
 def save(fit, path) -> None:
     """Write ``fit`` to ``path`` (netCDF-4, compressed)."""
     model = fit.model
-    tree = fit.idata.copy()
+    tree = fit.tree.copy()
     if LOG_LIKELIHOOD in tree.children:
         del tree[LOG_LIKELIHOOD]
     text = _encode_text(tree)

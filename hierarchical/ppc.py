@@ -46,9 +46,9 @@ def default_statistics(fit) -> list[str]:
 def replicated(fit, random_seed: int | None = None) -> xr.DataArray:
     """y_rep (chain, draw, __obs__): the fit's ``posterior_predictive`` group, drawn on first use."""
     name = names.observed_name(fit.model.design)
-    if "posterior_predictive" not in fit.idata.children:
+    if "posterior_predictive" not in fit.tree.children:
         fit.posterior_predictive(random_seed=random_seed)
-    return fit.idata["posterior_predictive"][name]
+    return fit.tree["posterior_predictive"][name]
 
 
 def _statistic(stat) -> tuple[str, Callable]:

@@ -75,7 +75,7 @@ def _fit_point(job: _Job) -> list[dict]:
     quantities = quantity_draws(fit, job.targets)
     draws = quantities.to_dataarray(dim="target").transpose("chain", "draw", "target")
     table = summarize(draws, pd.Index(list(quantities.data_vars), name="target"), job.prob)
-    divergences = int(fit.idata.sample_stats["diverging"].sum())
+    divergences = int(fit.tree.sample_stats["diverging"].sum())
     return [{"point": job.point, **{k: repr(p) for k, p in job.overrides.items()},
              "target": label, **row.to_dict(), "divergences": divergences,
              "worker": f"{os.uname().nodename}:{os.getpid()}",

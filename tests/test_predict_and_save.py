@@ -87,6 +87,18 @@ def test_loo_uses_the_stored_log_likelihood(radon_fit):
     assert -1100 < loo.elpd < -1000  # Gelman & Hill's varying-intercept radon model
 
 
+def test_the_log_likelihood_is_computed_on_first_use(radon_fit, tmp_path):
+    """Summaries, diagnostics, effects, predictions and saving never compute it; idata
+    does, once."""
+    loaded = (radon_fit.save(tmp_path / "radon.nc"), hier.load(tmp_path / "radon.nc"))[1]
+    loaded.summary(), loaded.diagnostics(), loaded.group_effects(), loaded.predict(random_seed=1)
+    loaded.save(tmp_path / "again.nc")
+    assert "log_likelihood" not in loaded.tree.children
+    stored = radon_fit.idata.log_likelihood["log_radon"]
+    xr.testing.assert_allclose(loaded.idata.log_likelihood["log_radon"], stored)
+    assert loaded.idata.log_likelihood is loaded.idata.log_likelihood    # kept
+
+
 def test_save_load_round_trip(radon_fit, tmp_path):
     path = tmp_path / "radon.nc"
     radon_fit.save(path)
