@@ -46,13 +46,16 @@ ROUTES = ("callback", "cfunc")
 CALLBACK_NUTPIE = ("0.16.",)   # nutpie versions whose private helpers the callback route uses
 
 # Cost model, measured on the 2-core development machine (nutpie 0.16, warm caches): the
-# cfunc wrapper of a small model takes 1.3-7 s to compile, 3 s typically; a callback adds
-# about 5 us per gradient. A gradient costs a base, a share per operation in the log
+# cfunc wrapper takes 3 s plus about 12 ms per operation of the log density's graph to
+# compile (radon 139 operations: 3-10 s; egsingle 778: 17-33 s; the Laplace graphs of
+# cbpp_obs and grouseticks, 1,885 and 3,210: 16 and 45 s); a callback adds about 5 us per
+# gradient. A gradient costs a base, a share per operation in the log
 # density's graph, a share per element of the data and constants it reads and a share per
 # observed value (its log density and gradient; fitted to 13 models from 10 us to 250 us:
 # radon 12 us, 122 nodes; the lme4 bank's egsingle 250 us, 869 nodes and 35,000 elements;
 # VerbAgg 200-230 us, 7,584 Bernoulli rows; within a factor of 2).
 CFUNC_COMPILE_SECONDS = 3.0
+CFUNC_COMPILE_SECONDS_PER_NODE = 0.012
 CALLBACK_OVERHEAD_SECONDS = 5e-6
 LEAPFROG_STEPS_PER_DRAW = 8  # typical tree size of a well-adapted hierarchical model
 BASE_GRADIENT_SECONDS = 5e-6
@@ -112,25 +115,28 @@ def observations(model: pm.Model) -> int:
                for node in graph_inputs([model.rvs_to_values[rv]]) if hasattr(node, "get_value"))
 
 
-def estimated_gradient_seconds(model: pm.Model) -> float:
-    return (BASE_GRADIENT_SECONDS + SECONDS_PER_NODE * graph_nodes(model)
+def estimated_gradient_seconds(model: pm.Model, nodes: int | None = None) -> float:
+    nodes = graph_nodes(model) if nodes is None else nodes
+    return (BASE_GRADIENT_SECONDS + SECONDS_PER_NODE * nodes
             + SECONDS_PER_ELEMENT * data_elements(model)
             + SECONDS_PER_OBSERVATION * observations(model))
 
 
-def choose_route(seconds: float, *, chains: int = 4, iterations: int = 2000,
+def choose_route(seconds: float, *, nodes: int = 0, chains: int = 4, iterations: int = 2000,
                  cores: int | None = None) -> Route:
     """Callback (sequential chains, no wrapper compile) or cfunc (compile, parallel chains),
     whichever the expected wall time favours:
 
-        callback: E * (t + 5 us)          cfunc: 3 s + E * t / min(chains, cores)
+        callback: E * (t + 5 us)          cfunc: 3 s + 12 ms * nodes + E * t / min(chains, cores)
 
-    with E = chains x iterations x 8 gradient evaluations and t the gradient time.
+    with E = chains x iterations x 8 gradient evaluations, t the gradient time and nodes the
+    operations in the log density's graph.
     """
     cores = min(chains, cores or os.cpu_count() or 1)
     evaluations = chains * iterations * LEAPFROG_STEPS_PER_DRAW
     callback = evaluations * (seconds + CALLBACK_OVERHEAD_SECONDS)
-    cfunc = CFUNC_COMPILE_SECONDS + evaluations * seconds / cores
+    cfunc = (CFUNC_COMPILE_SECONDS + CFUNC_COMPILE_SECONDS_PER_NODE * nodes
+             + evaluations * seconds / cores)
     name = "callback" if callback <= cfunc else "cfunc"
     return Route(name, seconds, f"gradient about {seconds * 1e6:.0f} us: expected {callback:.1f} s "
                  f"through a Python callback, {cfunc:.1f} s compiled to a cfunc")
@@ -312,14 +318,16 @@ class NutpieSampler:
         if route not in (None, *ROUTES):
             raise SpecError(f"route must be 'callback', 'cfunc' or None, but got {route!r}")
         blocked = callback_unavailable()
-        seconds = estimated_gradient_seconds(self.model)
+        nodes = graph_nodes(self.model)
+        seconds = estimated_gradient_seconds(self.model, nodes)
         if route == "callback" and blocked:
             raise SpecError(f"route='callback' is not available: {blocked}")
         if blocked:
             return Route("cfunc", seconds, blocked)
         if route is not None:
             return Route(route, seconds, "set by the caller")
-        return choose_route(seconds, chains=chains, iterations=iterations, cores=cores)
+        return choose_route(seconds, nodes=nodes, chains=chains, iterations=iterations,
+                            cores=cores)
 
     def compile(self, route: str | None = None, *, chains: int = 4, iterations: int = 2000,
                 cores: int | None = None):
