@@ -24,9 +24,21 @@ so reverse mode costs about two factorisations, not the unrolled iterations.
 
 **Accuracy.** The approximation is that of glmer's default (nAGQ = 1). It is good when each
 effect is informed by many observations or large counts, and poor for binary data with
-small clusters; it is therefore never chosen silently (see ``Model``), and the fit's
-parameterisation table says which factors were integrated out. ``draw_effects`` also
-checks the mode at every posterior draw and warns when the fixed steps had not converged.
+small clusters (Breslow & Lin 1995; Joe 2008: the bias of the variance components grows as
+the cluster size falls). ``draw_effects`` checks the mode at every posterior draw and warns
+when the fixed steps had not converged.
+
+**When "auto" takes it** (`automatic`): nested factors are where sampled effects mix worst,
+because a level's effect and its parent's trade variance along the same rows (the lme4
+bank's grouseticks and Contraception did not converge in 4 x 1000 draws with any
+parameterisation tried; Contraception's nested rows are 16 to 26 trials per level). So
+"auto" integrates by Laplace when the pooled factors form one nesting tree (each nested in
+the next), the model is one this module takes, and, for binomial data, every factor has a
+median of at least MIN_TRIALS_PER_LEVEL trials per level. Measured against exact NUTS (4 x
+10,000 draws): Contraception's and grouseticks' fixed effects and SDs moved by at most 0.14
+and 0.09 posterior SD, with posterior SDs within 5%. Crossed designs stay sampled: their
+Schur complement costs a scatter over every level pair (VerbAgg: 5 ms per gradient), and
+sampled effects converge there. The parameterisation table says which was taken and why.
 """
 
 from __future__ import annotations
@@ -40,7 +52,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from . import marginal, names
-from .design import Design
+from .design import Design, parents
 from .graph import design_data
 from .graph import as_data as graph_data
 from .linpred import group_cholesky
@@ -50,6 +62,8 @@ from .stop_gradient import stop_gradient
 
 # (family, link) pairs whose Newton step is IRLS
 SUPPORTED = {("poisson", "log"), ("bernoulli", "logit"), ("binomial", "logit")}
+# binomial data: the median trials per level below which "auto" keeps the effects sampled
+MIN_TRIALS_PER_LEVEL = 10
 # Newton steps inside the log density after the start; the last is the differentiable one
 NEWTON_STEPS = 6
 # the largest change in any whitened effect, in the step after the log density's, that
@@ -66,6 +80,26 @@ def unsupported(design: Design) -> str | None:
     if design.weights is not None:
         return "the rows have frequency weights"
     return marginal.unsupported_structure(design)
+
+
+def automatic(design: Design) -> str | None:
+    """Why ``marginalize="auto"`` keeps the effects sampled (None: it integrates them out by
+    Laplace): see "When auto takes it" above."""
+    tree = parents(design)
+    if len(design.groups) < 2 or list(tree.values()).count(None) != 1:
+        return "the factors are not nested in one another"
+    reason = unsupported(design)
+    if reason is not None:
+        return reason
+    if design.spec.family in ("bernoulli", "binomial"):
+        trials = np.ones(design.n) if design.trials is None else design.trials
+        for g in design.groups:
+            median = float(np.median(np.bincount(g.codes, weights=trials)))
+            if median < MIN_TRIALS_PER_LEVEL:
+                return (f"binary data with small clusters: {g.name!r} has a median of "
+                        f"{median:g} trials per level (the approximation wants "
+                        f"{MIN_TRIALS_PER_LEVEL})")
+    return None
 
 
 @dataclass

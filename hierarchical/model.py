@@ -64,6 +64,8 @@ def _resolve_marginalize(marginalize, design) -> str | None:
     reason = marginal.unsupported(design)
     if marginalize is True and reason is not None:
         raise SpecError(f"marginalize=True cannot integrate the group effects out: {reason}")
+    if marginalize == "auto" and reason is not None and laplace.automatic(design) is None:
+        return "laplace"
     exact = reason is None if marginalize == "auto" else bool(marginalize)
     return "exact" if exact else None
 
@@ -78,9 +80,11 @@ class Model:
     real `pm.Model` that is sampled, with named dims; ``priors`` is the table of every prior
     in use. Gaussian models integrate the effects of any number of nested or crossed
     factors out (``marginalize="auto"``, see ``marginal.py``) and draw them exactly after
-    sampling, so a fit looks the same either way; Poisson and logit models can integrate
-    them out approximately (``marginalize="laplace"``, see ``laplace.py``; never chosen
-    by "auto"); ``full_pymc_model`` is then the graph with explicit effects.
+    sampling, so a fit looks the same either way; Poisson and logit models integrate
+    them out approximately (``marginalize="laplace"``, see ``laplace.py``), which "auto"
+    does for nested factors where the approximation is accurate (``laplace.automatic``;
+    the parameterisation table says so, and ``marginalize=False`` samples them);
+    ``full_pymc_model`` is then the graph with explicit effects.
     Binomial, Bernoulli and Poisson rows sharing a covariate pattern and group levels are
     summed before sampling (``aggregate_rows=True``, see ``aggregate.py``).
     Every array of the design and every prior parameter enters the graph as data, so a
@@ -104,7 +108,8 @@ class Model:
             how = ("marginalised: effects integrated out, drawn exactly after sampling"
                    if self.integration == "exact" else
                    "Laplace approximation: effects integrated out, drawn from its Gaussian "
-                   "after sampling")
+                   "after sampling" + (" (chosen for nested factors; marginalize=False samples "
+                                       "them)" if marginalize == "auto" else ""))
             self.parameterisation_choices = [parameterisation.Choice(
                 g.name, float("nan"), False, how) for g in design.groups]
         else:

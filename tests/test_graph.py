@@ -187,8 +187,9 @@ def test_hierarchical_centring_is_a_reparameterisation(formula, data, family, ce
     """The centred graph (totals holding fixed terms, level-constant covariates and parents'
     totals) and the non-centred one give the same likelihood and the same effects at
     matching points: theta_g = u_g + mean_g, with mean_g read from the centred graph."""
-    nc = hier.Model(formula, data, family=family, centered=False, aggregate_rows=False)
-    c = hier.Model(formula, data, family=family, centered=centered, aggregate_rows=False)
+    options = dict(family=family, aggregate_rows=False, marginalize=False)   # sampled effects
+    nc = hier.Model(formula, data, centered=False, **options)
+    c = hier.Model(formula, data, centered=centered, **options)
     rng = np.random.default_rng(0)
     beta = rng.normal(0, 0.3, len(nc.design.fixed_names))
     nc_point, c_point, u = dict(nc.pymc_model.initial_point()), dict(c.pymc_model.initial_point()), {}

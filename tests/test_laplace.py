@@ -2,6 +2,8 @@
 against a dense implementation (Newton on the full Hessian, numpy), its effect draws against
 the approximation's Gaussian, and how a model asks for it."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -179,8 +181,8 @@ def test_laplace_is_asked_for_and_refused_with_the_reason():
     assert m.options["marginalize"] == "laplace"
     assert m.parameterisation["reason"].str.contains("Laplace").all()
     assert [v.name for v in m.pymc_model.free_RVs] == ["beta", "a_sd", "b_sd"]
-    # never chosen silently: a Poisson model samples its effects unless asked
-    assert hier.Model("y ~ x + (1 | a)", frame, family="poisson").integration is None
+    assert hier.Model("y ~ x + (1 | a) + (1 | b)", frame, family="poisson",
+                      marginalize=False).integration is None
     with pytest.raises(SpecError, match="Laplace.*Poisson.*not gaussian"):
         hier.Model("x ~ 1 + (1 | a)", frame, marginalize="laplace")
     with pytest.raises(SpecError, match="marginalize must be.*'laplace'"):
@@ -188,6 +190,28 @@ def test_laplace_is_asked_for_and_refused_with_the_reason():
     with pytest.raises(SpecError, match="frequency weights"):
         hier.Model("y ~ x + (1 | a)", frame.assign(w=1.0), family="poisson", weights="w",
                    marginalize="laplace")
+
+
+def test_auto_takes_laplace_for_nested_factors_where_it_is_accurate():
+    poisson, binomial = simulated("poisson"), simulated("binomial")
+    nested = hier.Model("y ~ x + (1 | a) + (1 | b)", poisson, family="poisson")
+    assert nested.integration == "laplace"
+    assert nested.parameterisation["reason"].str.contains("chosen for nested factors").all()
+    assert hier.Model("y ~ x + (1 | a) + (1 | b)", binomial, family="binomial",
+                      trials="n").integration == "laplace"      # about 30 trials per b level
+    # one factor, or crossed factors: sampled
+    assert hier.Model("y ~ x + (1 | a)", poisson, family="poisson").integration is None
+    crossed = hier.Model("y ~ x + (1 | b) + (1 | c)", poisson, family="poisson")
+    assert crossed.integration is None
+    assert "not nested" in laplace.automatic(crossed.design)
+    # binary data with small clusters: about 5 rows per level of b
+    small = hier.Model("y ~ x + (1 | a) + (1 | b)", simulated("bernoulli").iloc[:45],
+                       family="bernoulli")
+    assert small.integration is None
+    assert re.search(r"'b' has a median of [3-7] trials per level",
+                     laplace.automatic(small.design))
+    # Gaussian models stay exact
+    assert hier.Model("x ~ 1 + (1 | a) + (1 | b)", poisson).integration == "exact"
 
 
 def test_the_gradient_stops_at_the_newton_iterations_after_the_samplers_rewrites():

@@ -37,6 +37,7 @@ from .test_marginal import dense_loglik, marginal_loglik_function
 BANK = json.loads((Path(__file__).parent / "data" / "reference" / "bank.json").read_text())
 EXAMPLES = list(BANK["fits"])
 GAUSSIAN = [e for e in EXAMPLES if BANK["fits"][e]["family"] == "gaussian"]
+NESTED_GLMMS = ["arabidopsis", "cbpp_obs", "contraception", "grouseticks"]
 
 
 def example_data(example: str) -> pd.DataFrame:
@@ -135,7 +136,15 @@ def test_every_example_builds_with_the_reference_names(example):
 
 @pytest.mark.parametrize("example", GAUSSIAN)
 def test_gaussian_examples_are_marginalised(example):
-    assert built(example).marginalized
+    assert built(example).integration == "exact"
+
+
+def test_nested_glmms_take_the_laplace_approximation():
+    """marginalize="auto": nested Poisson and logit factors by Laplace; VerbAgg's crossed
+    ones are sampled."""
+    glmms = [e for e in EXAMPLES if e not in GAUSSIAN]
+    assert {e: built(e).integration for e in glmms} == {
+        **{e: "laplace" for e in NESTED_GLMMS}, "verbagg": None}
 
 
 @pytest.mark.parametrize("example, components, size", [
@@ -188,31 +197,26 @@ def _check(example, **options):
     assert table["agrees"].all(), table[~table["agrees"]]
 
 
-# Variance components NUTS mixes too slowly with 4 x 1000 draws, whatever the
-# parameterisation (README, "the lme4 bank"); they agree with lme4 all the same.
+@pytest.mark.slow
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_bank_example_converges_and_agrees_with_lme4(example):
+    """Defaults only: the nested GLMMs integrate their effects out by the Laplace
+    approximation (test_nested_glmms_take_the_laplace_approximation)."""
+    _check(example)
+
+
+# With sampled effects, these variance components mix too slowly for 4 x 1000 draws whatever
+# the parameterisation (README, "the lme4 bank"); they agree with lme4 all the same.
 SHORT_OF_ESS = {"grouseticks": "location SD: bulk ESS about 135 of 4,000, r_hat 1.03",
                 "contraception": "district SD: bulk ESS about 360 of 4,000, r_hat 1.015"}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("example", [
-    pytest.param(e, marks=pytest.mark.xfail(reason=SHORT_OF_ESS[e], strict=False))
-    if e in SHORT_OF_ESS else e for e in EXAMPLES])
-def test_bank_example_converges_and_agrees_with_lme4(example):
-    _check(example)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("example", sorted(SHORT_OF_ESS))
-def test_slow_mixing_examples_still_agree_with_lme4(example):
-    table = agreement(run(example))
+@pytest.mark.parametrize("example", NESTED_GLMMS)
+def test_sampled_effects_of_the_nested_glmms_agree_with_lme4(example):
+    """marginalize=False: the path the Laplace approximation replaced, kept honest."""
+    fit = run(example, marginalize=False)
+    table = agreement(fit)
     assert table["agrees"].all(), table[~table["agrees"]]
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("example", ["cbpp_obs", "contraception", "grouseticks"])
-def test_laplace_approximation_converges_and_agrees_with_lme4(example):
-    """The GLMMs with their effects integrated out by the Laplace approximation (glmer's
-    own approximation): contraception and grouseticks, short of ESS when their effects are
-    sampled, then converge (min bulk ESS about 1,200 and 970)."""
-    _check(example, marginalize="laplace")
+    if example not in SHORT_OF_ESS:
+        assert converged(convergence(fit), TEST_DIVERGENCES), convergence(fit)

@@ -123,13 +123,18 @@ model_2 = hier.Model(formula_2, epil, family="poisson")
 model_2.parameterisation
 
 # %% [markdown]
-# Both factors get the centred form (each patient's four counts and each single count carry
-# more information about their effect than the prior does). The observation-level SD is the
-# slowest quantity to mix (its E-BFMI is near 0.4), so this fit runs twice as many draws.
+# The two factors are nested (each visit belongs to one patient). With sampled effects the
+# observation-level SD mixes slowly, because a visit's effect and its patient's trade variance
+# along the same counts. So both factors' effects are integrated out by the Laplace
+# approximation, as glmer's default fit does: NUTS samples only the fixed effects and the two
+# SDs, and the effects are drawn afterwards from the approximation's Gaussian at every
+# posterior draw. The table above says so; `marginalize=False` would sample them instead.
+# Measured on this model (4 x 1000 draws), the minimum bulk ESS was about 4,900 with the
+# Laplace approximation against about 500 with sampled effects, and both SDs agreed to
+# within 0.01.
 
 # %%
-LONGER = {**SAMPLING, "draws": 2 * SAMPLING["draws"]}
-fit_2 = model_2.fit(**LONGER, random_seed=2, progressbar=False)
+fit_2 = model_2.fit(**SAMPLING, random_seed=2, progressbar=False)
 fit_2.diagnostics()
 
 # %%
