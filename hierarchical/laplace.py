@@ -77,8 +77,6 @@ def unsupported(design: Design) -> str | None:
     if (design.spec.family, family.link.name) not in SUPPORTED:
         return (f"the Laplace approximation takes Poisson (log link) and Bernoulli or binomial "
                 f"(logit link) models, not {design.spec.family} with link {family.link.name!r}")
-    if design.weights is not None:
-        return "the rows have frequency weights"
     return marginal.unsupported_structure(design)
 
 
@@ -110,6 +108,7 @@ class Rows:
     y: object
     trials: object            # None for Poisson
     offset: object            # None without one
+    weights: object           # frequency weights (0 holds a row out: cross-validation); None
     X: object
     codes: list
     Z: list
@@ -139,6 +138,7 @@ def model_rows(design: Design, stats: SufficientStats) -> Rows:
         y=pm.Data(names.observed_data(names.observed_name(design)), design.y),
         trials=None if design.trials is None else design_data("trials", design.trials),
         offset=None if design.offset is None else design_data("offset", design.offset),
+        weights=None if design.weights is None else design_data("weights", design.weights),
         X=design_data("X", design.X),
         codes=[design_data(f"{g.name}:codes", g.codes) for g in design.groups],
         Z=[design_data(f"{g.name}:Z", g.Z) for g in design.groups],
@@ -148,7 +148,8 @@ def model_rows(design: Design, stats: SufficientStats) -> Rows:
 
 def numpy_rows(design: Design, stats: SufficientStats) -> Rows:
     within, cross = _row_pairs(design, stats)
-    return Rows(y=design.y, trials=design.trials, offset=design.offset, X=design.X,
+    return Rows(y=design.y, trials=design.trials, offset=design.offset,
+                weights=design.weights, X=design.X,
                 codes=[g.codes for g in design.groups], Z=[g.Z for g in design.groups],
                 within=within, cross=cross)
 
@@ -156,25 +157,28 @@ def numpy_rows(design: Design, stats: SufficientStats) -> Rows:
 # --- the family: log likelihood in eta, its score and W, and the IRLS start ---------------
 
 class Likelihood:
-    """Per row: log likelihood up to a constant, score d/d eta and W = -d^2/d eta^2."""
+    """Per row: log likelihood up to a constant, score d/d eta and W = -d^2/d eta^2, each
+    times the row's frequency weight."""
 
     def __init__(self, family: str, rows: Rows, ops):
         self.poisson = family == "poisson"
         self.rows, self.ops = rows, ops
         self.trials = 1.0 if rows.trials is None else rows.trials
+        self.weights = 1.0 if rows.weights is None else rows.weights
 
     def loglik(self, eta):
         y = self.rows.y
         if self.poisson:
-            return y * eta - self.ops.exp(eta)
-        return y * eta - self.trials * self.ops.softplus(eta)
+            return self.weights * (y * eta - self.ops.exp(eta))
+        return self.weights * (y * eta - self.trials * self.ops.softplus(eta))
 
     def score_and_weight(self, eta):
         if self.poisson:
             mu = self.ops.exp(eta)
-            return self.rows.y - mu, mu
+            return self.weights * (self.rows.y - mu), self.weights * mu
         p = self.ops.sigmoid(eta)
-        return self.rows.y - self.trials * p, self.trials * p * (1 - p)
+        return (self.weights * (self.rows.y - self.trials * p),
+                self.weights * self.trials * p * (1 - p))
 
     def start(self):
         """eta and W of the data themselves, as glm() starts IRLS: mu = y + 1/2 (counts),
@@ -182,9 +186,9 @@ class Likelihood:
         y = self.rows.y
         if self.poisson:
             mu = y + 0.5
-            return self.ops.log(mu), mu
+            return self.ops.log(mu), self.weights * mu
         p = (y + 0.5) / (self.trials + 1.0)
-        return self.ops.log(p) - self.ops.log1p(-p), self.trials * p * (1 - p)
+        return self.ops.log(p) - self.ops.log1p(-p), self.weights * self.trials * p * (1 - p)
 
 
 OPS = {"numpy": SimpleNamespace(exp=np.exp, log=np.log, log1p=np.log1p, where=np.where,

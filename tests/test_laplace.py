@@ -187,9 +187,26 @@ def test_laplace_is_asked_for_and_refused_with_the_reason():
         hier.Model("x ~ 1 + (1 | a)", frame, marginalize="laplace")
     with pytest.raises(SpecError, match="marginalize must be.*'laplace'"):
         hier.Model("y ~ x + (1 | a)", frame, family="poisson", marginalize="lapalce")
-    with pytest.raises(SpecError, match="frequency weights"):
-        hier.Model("y ~ x + (1 | a)", frame.assign(w=1.0), family="poisson", weights="w",
-                   marginalize="laplace")
+
+
+@pytest.mark.parametrize("family, formula", CASES[:2])
+def test_weighted_rows_are_repeated_rows(family, formula):
+    """Frequency weights 0 / 1 / 2 (cross-validation holds rows out with weight 0) give the
+    approximation, and its gradient, of the data with each row repeated that many times."""
+    frame = simulated(family)
+    weights = np.random.default_rng(1).integers(0, 3, len(frame)).astype(float)
+    for g in "abc":                                   # every level keeps a row
+        weights[frame.groupby(g).head(1).index] = 1.0
+    trials = "n" if family == "binomial" else None
+    options = dict(family=family, trials=trials, marginalize="laplace", aggregate_rows=False)
+    weighted = hier.Model(formula, frame.assign(w=weights), weights="w", **options).design
+    repeated = hier.Model(formula, frame.loc[frame.index.repeat(weights.astype(int))],
+                          **options).design
+    beta, Ls = random_point(weighted, np.random.default_rng(2))
+    ours = loglik_and_gradient(weighted)(beta, *Ls)
+    expected = loglik_and_gradient(repeated)(beta, *Ls)
+    for got, want in zip(ours, expected):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
 
 
 def test_auto_takes_laplace_for_nested_factors_where_it_is_accurate():
