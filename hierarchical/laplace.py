@@ -83,8 +83,9 @@ def unsupported(design: Design) -> str | None:
 def automatic(design: Design) -> str | None:
     """Why ``marginalize="auto"`` keeps the effects sampled (None: it integrates them out by
     Laplace): see "When auto takes it" above."""
-    tree = parents(design)
-    if len(design.groups) < 2 or list(tree.values()).count(None) != 1:
+    if len(design.groups) < 2:
+        return "one grouping factor (its effects sample well: see parameterisation.py)"
+    if list(parents(design).values()).count(None) != 1:
         return "the factors are not nested in one another"
     reason = unsupported(design)
     if reason is not None:
