@@ -6,8 +6,9 @@ nutpie's public route, ``nutpie.compile_pymc_model``, wraps the log density in a
 and every new model pays 1-7 s of LLVM work, however small the model. The PyTensor function
 underneath *is* cached on disk, and calling it from Python costs about 5 microseconds. So for
 a model whose gradient is cheap, handing nutpie that function as a Python callback reaches
-the first draw seconds sooner. Callbacks hold the GIL, so the chains then run one after
-another; for a costly gradient the cfunc route with parallel chains wins.
+the first draw seconds sooner. The callback calls a copy of the log density compiled to
+release the GIL while it runs (`_releasing_gil`), so nutpie's threads run the chains in
+parallel; only the few microseconds of Python around each call take turns.
 
 The callback route compiles its own functions of the flat vector (`_flat_functions`), whose
 graph holds no sizes, so that it compiles once per model structure. It needs nutpie's private
@@ -48,15 +49,21 @@ CALLBACK_NUTPIE = ("0.16.",)   # nutpie versions whose private helpers the callb
 # Cost model, measured on the 2-core development machine (nutpie 0.16, warm caches): the
 # cfunc wrapper takes 3 s plus about 12 ms per operation of the log density's graph to
 # compile (radon 139 operations: 3-10 s; egsingle 778: 17-33 s; the Laplace graphs of
-# cbpp_obs and grouseticks, 1,885 and 3,210: 16 and 45 s); a callback adds about 5 us per
-# gradient. A gradient costs a base, a share per operation in the log
-# density's graph, a share per element of the data and constants it reads and a share per
-# observed value (its log density and gradient; fitted to 13 models from 10 us to 250 us:
+# cbpp_obs and grouseticks, 1,885 and 3,210: 16 and 45 s); a callback adds about 5 us of
+# Python per gradient, which holds the GIL (the log density releases it: two threads ran
+# Chem97's 85 us gradient at 46 us each). A gradient costs a base, a share per operation in
+# the log density's graph, a share per element of the data and constants it reads and a
+# share per observed value (its log density and gradient; fitted to 13 models from 10 us to 250 us:
 # radon 12 us, 122 nodes; the lme4 bank's egsingle 250 us, 869 nodes and 35,000 elements;
 # VerbAgg 200-230 us, 7,584 Bernoulli rows; within a factor of 2).
 CFUNC_COMPILE_SECONDS = 3.0
 CFUNC_COMPILE_SECONDS_PER_NODE = 0.012
 CALLBACK_OVERHEAD_SECONDS = 5e-6
+# Below this estimated gradient time the callback's chains run one after another: handing the
+# GIL between threads costs more than short calls gain (radon 1.8 -> 3.3 s in parallel,
+# Assay 8.5 -> 12.2 s, Pixel 2.2 -> 4.0 s, estimates 39-60 us); above it they run in
+# parallel (Chem97 9.6 -> 7.1 s, egsingle 24.5 -> 15.2 s, VerbAgg 68 -> 41 s; 98-200 us).
+PARALLEL_CALLBACK_SECONDS = 80e-6
 LEAPFROG_STEPS_PER_DRAW = 8  # typical tree size of a well-adapted hierarchical model
 BASE_GRADIENT_SECONDS = 5e-6
 SECONDS_PER_NODE = 1.0e-7
@@ -124,17 +131,19 @@ def estimated_gradient_seconds(model: pm.Model, nodes: int | None = None) -> flo
 
 def choose_route(seconds: float, *, nodes: int = 0, chains: int = 4, iterations: int = 2000,
                  cores: int | None = None) -> Route:
-    """Callback (sequential chains, no wrapper compile) or cfunc (compile, parallel chains),
-    whichever the expected wall time favours:
+    """Callback (no wrapper compile; chains in parallel only for costly gradients) or cfunc
+    (compile, chains in parallel), whichever the expected wall time favours:
 
-        callback: E * (t + 5 us)          cfunc: 3 s + 12 ms * nodes + E * t / min(chains, cores)
+        callback: E * (t + 5 us) / (c if t >= 80 us else 1)
+        cfunc:    3 s + 12 ms * nodes + E * t / c
 
-    with E = chains x iterations x 8 gradient evaluations, t the gradient time and nodes the
-    operations in the log density's graph.
+    with E = chains x iterations x 8 gradient evaluations, t the gradient time, c =
+    min(chains, cores) and nodes the operations in the log density's graph.
     """
     cores = min(chains, cores or os.cpu_count() or 1)
     evaluations = chains * iterations * LEAPFROG_STEPS_PER_DRAW
-    callback = evaluations * (seconds + CALLBACK_OVERHEAD_SECONDS)
+    callback = evaluations * (seconds + CALLBACK_OVERHEAD_SECONDS) / (
+        cores if seconds >= PARALLEL_CALLBACK_SECONDS else 1)
     cfunc = (CFUNC_COMPILE_SECONDS + CFUNC_COMPILE_SECONDS_PER_NODE * nodes
              + evaluations * seconds / cores)
     name = "callback" if callback <= cfunc else "cfunc"
@@ -231,6 +240,23 @@ def _flat_functions(model: pm.Model, shapes: list[tuple[int, ...]]) -> FlatFunct
                          value_names, list(shapes))
 
 
+def _releasing_gil(dispatcher):
+    """The numba function PyTensor compiled, compiled again to release the GIL while it runs,
+    so that nutpie's chain threads overlap in it. It is cached beside PyTensor's copy under
+    its own key: numba's cache index does not tell the two apart, and a copy holding the
+    GIL loaded in its place would be correct but serial."""
+    from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS, compile_numba_function_src
+    from pytensor.link.numba.dispatch.basic import numba_njit
+
+    py_func = dispatcher.py_func
+    key = CACHED_SRC_FUNCTIONS.get(py_func)
+    if key is None or not hasattr(py_func, "__source__"):
+        return numba_njit(py_func, final_function=True, nogil=True)      # not cacheable
+    copy = compile_numba_function_src(py_func.__source__, py_func.__name__,
+                                      global_env=py_func.__globals__, cache_key=f"{key}:nogil")
+    return numba_njit(copy, final_function=True, cache=True, nogil=True)
+
+
 def _compile_callback(model: pm.Model):
     """The model as a nutpie ``PyFuncModel`` calling PyTensor's numba functions."""
     from nutpie.compile_pymc import _prepare_dims_and_coords
@@ -249,7 +275,7 @@ def _compile_callback(model: pm.Model):
         shapes = [np.shape(start[model.rvs_to_values[rv].name]) for rv in model.free_RVs]
         functions = _flat_functions(model, shapes)
     value_names = functions.value_names
-    logp_jit, expand_jit = functions.logp.vm.jit_fn, functions.expand.vm.jit_fn
+    logp_jit, expand_jit = _releasing_gil(functions.logp.vm.jit_fn), functions.expand.vm.jit_fn
     logp_shared = [v.name for v in functions.logp.get_shared()]
     expand_shared = [v.name for v in functions.expand.get_shared()]
     shared = {v.name: np.asarray(v.get_value())
@@ -373,8 +399,8 @@ class NutpieSampler:
     def sample(self, *, draws, tune, chains, cores, random_seed, progressbar, target_accept,
                route: str | None = None) -> DataTree:
         compiled = self.compile(route, chains=chains, iterations=draws + tune, cores=cores)
-        if self.route.name == "callback":
-            cores = 1  # callbacks hold the GIL: parallel chains only contend
+        if self.route.name == "callback" and self.route.gradient_seconds < PARALLEL_CALLBACK_SECONDS:
+            cores = 1   # short calls: threads would spend more on handing the GIL over
         extra = {"adaptation": adaptation(compiled.n_dim)}
         if extra["adaptation"] == "low_rank":
             extra["mass_matrix_gamma"] = LOW_RANK_GAMMA

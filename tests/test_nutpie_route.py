@@ -10,32 +10,50 @@ from hierarchical import nutpie_sampler
 from hierarchical.exceptions import SpecError
 
 
-def test_cheap_gradients_take_the_callback_and_costly_ones_the_cfunc():
-    # radon all states marginalised: 20 us per gradient; InstEval crossed: 200 us.
+def test_the_callback_wins_unless_its_chains_run_serially_and_the_compile_is_cheap():
+    # radon all states marginalised: 20 us per gradient; Chem97 about 100 us, VerbAgg 200 us
     cheap = nutpie_sampler.choose_route(20e-6, chains=2, iterations=2000, cores=2)
-    costly = nutpie_sampler.choose_route(200e-6, chains=2, iterations=2000, cores=2)
+    costly = nutpie_sampler.choose_route(200e-6, chains=4, iterations=2000, cores=2)
     assert cheap.name == "callback" and "20 us" in cheap.reason
-    assert costly.name == "cfunc"
-    # One chain gains nothing from parallelism: the callback route always wins.
+    assert costly.name == "callback"          # its chains run in parallel (the GIL released)
+    # below the parallel threshold a callback's chains take turns: with 4 cores the cfunc's
+    # parallel chains pay for a cheap compile
+    assert nutpie_sampler.choose_route(60e-6, chains=4, iterations=2000, cores=4).name == "cfunc"
+    # one chain gains nothing from parallelism: the callback route always wins
     assert nutpie_sampler.choose_route(1e-3, chains=1, iterations=2000, cores=2).name == "callback"
 
 
+@pytest.mark.parametrize("t", [60e-6, 200e-6])
 @pytest.mark.parametrize("nodes", [0, 800])
-def test_the_rule_is_the_written_cost_model(nodes):
-    t, evaluations = 80e-6, 4 * 2000 * nutpie_sampler.LEAPFROG_STEPS_PER_DRAW
-    callback = evaluations * (t + nutpie_sampler.CALLBACK_OVERHEAD_SECONDS)
+def test_the_rule_is_the_written_cost_model(t, nodes):
+    evaluations, cores = 4 * 2000 * nutpie_sampler.LEAPFROG_STEPS_PER_DRAW, 4
+    parallel = t >= nutpie_sampler.PARALLEL_CALLBACK_SECONDS
+    callback = evaluations * (t + nutpie_sampler.CALLBACK_OVERHEAD_SECONDS) / (cores if parallel else 1)
     cfunc = (nutpie_sampler.CFUNC_COMPILE_SECONDS
-             + nutpie_sampler.CFUNC_COMPILE_SECONDS_PER_NODE * nodes + evaluations * t / 2)
-    route = nutpie_sampler.choose_route(t, nodes=nodes, chains=4, iterations=2000, cores=2)
+             + nutpie_sampler.CFUNC_COMPILE_SECONDS_PER_NODE * nodes + evaluations * t / cores)
+    route = nutpie_sampler.choose_route(t, nodes=nodes, chains=4, iterations=2000, cores=cores)
     assert route.name == ("callback" if callback <= cfunc else "cfunc")
     assert f"{callback:.1f} s" in route.reason and f"{cfunc:.1f} s" in route.reason
 
 
 def test_a_large_graph_pays_for_its_cfunc_compile():
-    """egsingle's marginal graph (778 operations, about 180 us per gradient) compiled to a
-    cfunc in 17-33 s against about 12 s of sequential callback sampling."""
-    assert nutpie_sampler.choose_route(180e-6, nodes=778, cores=2).name == "callback"
-    assert nutpie_sampler.choose_route(180e-6, nodes=100, cores=2).name == "cfunc"
+    """egsingle's marginal graph (778 operations) compiled to a cfunc in 17-33 s."""
+    assert nutpie_sampler.choose_route(60e-6, nodes=778, cores=4).name == "callback"
+    assert nutpie_sampler.choose_route(60e-6, nodes=0, cores=4).name == "cfunc"
+
+
+def test_the_callbacks_log_density_releases_the_gil():
+    """nutpie's chain threads overlap inside it; its values are PyTensor's own."""
+    import pytensor
+    import pytensor.tensor as pt
+
+    x = pt.vector("x")
+    f = pytensor.function([x], [(x ** 2).sum(), 2 * x], mode="NUMBA")
+    released = nutpie_sampler._releasing_gil(f.vm.jit_fn)
+    point = np.array([0.5, -1.5, 2.0])
+    assert released.targetoptions["nogil"]
+    for ours, theirs in zip(released(point), f.vm.jit_fn(point)):
+        np.testing.assert_array_equal(ours, theirs)
 
 
 @pytest.fixture(scope="module")
