@@ -59,11 +59,13 @@ CALLBACK_NUTPIE = ("0.16.",)   # nutpie versions whose private helpers the callb
 CFUNC_COMPILE_SECONDS = 3.0
 CFUNC_COMPILE_SECONDS_PER_NODE = 0.012
 CALLBACK_OVERHEAD_SECONDS = 5e-6
-# Below this estimated gradient time the callback's chains run one after another: handing the
-# GIL between threads costs more than short calls gain (radon 1.8 -> 3.3 s in parallel,
-# Assay 8.5 -> 12.2 s, Pixel 2.2 -> 4.0 s, estimates 39-60 us); above it they run in
-# parallel (Chem97 9.6 -> 7.1 s, egsingle 24.5 -> 15.2 s, VerbAgg 68 -> 41 s; 98-200 us).
-PARALLEL_CALLBACK_SECONDS = 80e-6
+# Below this gradient time the callback's chains run one after another: handing the GIL
+# between threads costs more than short calls gain (in parallel: radon, 9 us per gradient,
+# 1.8 -> 3.3 s; cbpp_obs by Laplace, 40 us, 4.3 -> 4.5 s); above it they run in parallel
+# (Arabidopsis by Laplace, 68 us, 6.0 -> 5.3 s; Chem97, 85 us, 9.6 -> 7.1 s; egsingle
+# 24.5 -> 15.2 s; VerbAgg 68 -> 41 s). `sample` times the compiled gradient for this: the
+# estimate is a factor 2-5 off for some graphs, and threads change no draw.
+PARALLEL_CALLBACK_SECONDS = 60e-6
 LEAPFROG_STEPS_PER_DRAW = 8  # typical tree size of a well-adapted hierarchical model
 BASE_GRADIENT_SECONDS = 5e-6
 SECONDS_PER_NODE = 1.0e-7
@@ -134,10 +136,11 @@ def choose_route(seconds: float, *, nodes: int = 0, chains: int = 4, iterations:
     """Callback (no wrapper compile; chains in parallel only for costly gradients) or cfunc
     (compile, chains in parallel), whichever the expected wall time favours:
 
-        callback: E * (t + 5 us) / (c if t >= 80 us else 1)
+        callback: E * (t + 5 us) / (c if t >= 60 us else 1)
         cfunc:    3 s + 12 ms * nodes + E * t / c
 
-    with E = chains x iterations x 8 gradient evaluations, t the gradient time, c =
+    with E = chains x iterations x 8 gradient evaluations, t the estimated gradient time
+    (`NutpieSampler.parallel_callback` times the compiled one for the threads), c =
     min(chains, cores) and nodes the operations in the log density's graph.
     """
     cores = min(chains, cores or os.cpu_count() or 1)
@@ -333,6 +336,7 @@ class NutpieSampler:
         self.route: Route | None = None
         self._data_names: set[str] = set()
         self.functions: FlatFunctions | None = None   # the callback route's functions
+        self._parallel_callback: bool | None = None    # measured once (PARALLEL_CALLBACK_SECONDS)
 
     @property
     def is_compiled(self) -> bool:
@@ -364,6 +368,7 @@ class NutpieSampler:
         self.route = self.plan(route, chains=chains, iterations=iterations, cores=cores)
         build = _compile_callback if self.route.name == "callback" else _compile_cfunc
         self.compiled, self._data_names, self.functions = build(self.model)
+        self._parallel_callback = None
         return self.compiled
 
     def adopt(self, other: "NutpieSampler") -> None:
@@ -390,6 +395,20 @@ class NutpieSampler:
             raise RuntimeError(f"nutpie's compiled log density failed with status {status}")
         return float(logp), grad
 
+    def parallel_callback(self) -> bool:
+        """Whether the callback's gradient takes PARALLEL_CALLBACK_SECONDS or more: the
+        median of 15 calls at the initial point, after one that loads the code."""
+        if self._parallel_callback is None:
+            x = self.initial_point(0)
+            self.logp_and_gradient(x)
+            times = []
+            for _ in range(15):
+                start = time.perf_counter()
+                self.logp_and_gradient(x)
+                times.append(time.perf_counter() - start)
+            self._parallel_callback = float(np.median(times)) >= PARALLEL_CALLBACK_SECONDS
+        return self._parallel_callback
+
     def initial_point(self, seed: int) -> np.ndarray:
         """The jittered unconstrained starting point nutpie draws for ``seed``."""
         if self.route.name == "callback":
@@ -399,7 +418,7 @@ class NutpieSampler:
     def sample(self, *, draws, tune, chains, cores, random_seed, progressbar, target_accept,
                route: str | None = None) -> DataTree:
         compiled = self.compile(route, chains=chains, iterations=draws + tune, cores=cores)
-        if self.route.name == "callback" and self.route.gradient_seconds < PARALLEL_CALLBACK_SECONDS:
+        if self.route.name == "callback" and not self.parallel_callback():
             cores = 1   # short calls: threads would spend more on handing the GIL over
         extra = {"adaptation": adaptation(compiled.n_dim)}
         if extra["adaptation"] == "low_rank":
