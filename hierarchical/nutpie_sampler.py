@@ -25,6 +25,7 @@ fast-math (``sampling.numba_mode``), both routes compute the same bits as well.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import time
 from dataclasses import dataclass
@@ -185,6 +186,7 @@ class FlatFunctions:
     names: list[str]                     # of the value variables, then of the traced ones
     value_names: list[str]
     shapes: list[tuple[int, ...]]         # of the value variables, which the layout holds
+    parallel: bool = False                # the callback's chains share threads: the GIL-free copy
 
     def split(self, x: np.ndarray) -> list[np.ndarray]:
         """The flat vector as the value variables (views)."""
@@ -278,7 +280,8 @@ def _compile_callback(model: pm.Model):
         shapes = [np.shape(start[model.rvs_to_values[rv].name]) for rv in model.free_RVs]
         functions = _flat_functions(model, shapes)
     value_names = functions.value_names
-    logp_jit, expand_jit = _releasing_gil(functions.logp.vm.jit_fn), functions.expand.vm.jit_fn
+    holding_gil, expand_jit = functions.logp.vm.jit_fn, functions.expand.vm.jit_fn
+    releasing_gil = functools.cache(lambda: _releasing_gil(holding_gil))
     logp_shared = [v.name for v in functions.logp.get_shared()]
     expand_shared = [v.name for v in functions.expand.get_shared()]
     shared = {v.name: np.asarray(v.get_value())
@@ -301,6 +304,10 @@ def _compile_callback(model: pm.Model):
     names = functions.names
 
     def make_logp_fn():
+        # one chain at a time: PyTensor's own copy, so that the GIL-free one (2-3 s of LLVM
+        # for its outer function on an empty cache) is compiled only when chains share threads
+        logp_jit = releasing_gil() if functions.parallel else holding_gil
+
         def logp(x, **data):
             value, grad = logp_jit(x, *[data[name] for name in logp_shared])
             return float(value), np.asarray(grad, dtype="float64")
@@ -418,8 +425,10 @@ class NutpieSampler:
     def sample(self, *, draws, tune, chains, cores, random_seed, progressbar, target_accept,
                route: str | None = None) -> DataTree:
         compiled = self.compile(route, chains=chains, iterations=draws + tune, cores=cores)
-        if self.route.name == "callback" and not self.parallel_callback():
-            cores = 1   # short calls: threads would spend more on handing the GIL over
+        if self.route.name == "callback":
+            self.functions.parallel = self.parallel_callback()
+            if not self.functions.parallel:
+                cores = 1   # short calls: threads would spend more on handing the GIL over
         extra = {"adaptation": adaptation(compiled.n_dim)}
         if extra["adaptation"] == "low_rank":
             extra["mass_matrix_gamma"] = LOW_RANK_GAMMA

@@ -101,6 +101,23 @@ def test_each_nutpie_route_repeats_itself_exactly(route):
         assert np.array_equal(first.posterior[name].values, second.posterior[name].values)
 
 
+@pytest.mark.skipif(nutpie_sampler.callback_unavailable() is not None,
+                    reason="the installed nutpie has no callback route")
+def test_chains_sharing_threads_draw_what_they_draw_one_at_a_time(monkeypatch):
+    """The callback's GIL-free log density, its chains on two threads or on one: one
+    compiled function, so the same draws bit for bit (threads change no draw)."""
+    monkeypatch.setattr(nutpie_sampler, "PARALLEL_CALLBACK_SECONDS", 0.0)
+    scope: dict = {}
+    exec(MODELS, scope)
+    model = scope["MODELS"]["gaussian"]
+    model.compiled_nutpie("callback")
+    threads = model.fit(random_seed=5, cores=2, **SMALL)
+    assert model.nutpie.functions.parallel
+    one = model.fit(random_seed=5, cores=1, **SMALL)
+    for name in ("beta", "g_sd", "sigma", "g_effect"):
+        assert np.array_equal(threads.posterior[name].values, one.posterior[name].values)
+
+
 def test_save_load_round_trip_is_exact_for_every_group(sleepstudy_fit, tmp_path):
     path = tmp_path / "fit.nc"
     sleepstudy_fit.save(path)
