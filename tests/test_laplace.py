@@ -227,6 +227,12 @@ def test_auto_takes_laplace_for_nested_factors_where_it_is_accurate():
     assert small.integration is None
     assert re.search(r"'b' has a median of [3-7] trials per level",
                      laplace.automatic(small.design))
+    # Poisson counts too small: an observation-level factor of counts with a median under 2
+    rows = hier.Model("y ~ x + (1 | a) + (1 | row)", poisson.assign(row=range(len(poisson))),
+                      family="poisson")
+    assert float(np.median(poisson["y"])) < laplace.MIN_COUNT_PER_LEVEL
+    assert rows.integration is None
+    assert "'row' has a median of" in laplace.automatic(rows.design)
     # Gaussian models stay exact
     assert hier.Model("x ~ 1 + (1 | a) + (1 | b)", poisson).integration == "exact"
 
