@@ -40,9 +40,9 @@ effects and SDs moved by at most 0.14 and 0.09 posterior SD, with posterior SDs 
 (grouseticks' chicks: a median of 2 ticks, 31% of them none). On Brooks et al.'s
 salamanders, whose observation-level factor has a median of 0 counts (60% of rows are 0),
 it moved the site SD by 1 posterior SD (0.65 to 0.49) and shrank the fixed effects' SDs by
-15-20%: the effect of a zero count has a skewed conditional, far from Gaussian. Crossed designs stay sampled: their
-Schur complement costs a scatter over every level pair (VerbAgg: 5 ms per gradient), and
-sampled effects converge there. The parameterisation table says which was taken and why.
+15-20%: the effect of a zero count has a skewed conditional, far from Gaussian. Crossed
+designs stay sampled: their Schur complement costs a scatter over every level pair (VerbAgg:
+5 ms per gradient), and sampled effects converge there. The parameterisation table says which was taken and why.
 """
 
 from __future__ import annotations

@@ -6,9 +6,10 @@ nutpie's public route, ``nutpie.compile_pymc_model``, wraps the log density in a
 and every new model pays 1-7 s of LLVM work, however small the model. The PyTensor function
 underneath *is* cached on disk, and calling it from Python costs about 5 microseconds. So for
 a model whose gradient is cheap, handing nutpie that function as a Python callback reaches
-the first draw seconds sooner. The callback calls a copy of the log density compiled to
-release the GIL while it runs (`_releasing_gil`), so nutpie's threads run the chains in
-parallel; only the few microseconds of Python around each call take turns.
+the first draw seconds sooner. A callback holds the GIL, so its chains run one after
+another, unless the gradient is costly (PARALLEL_CALLBACK_SECONDS): then the callback calls
+a copy of the log density compiled to release the GIL while it runs (`_releasing_gil`), and
+nutpie's threads run the chains in parallel; only the Python around each call takes turns.
 
 The callback route compiles its own functions of the flat vector (`_flat_functions`), whose
 graph holds no sizes, so that it compiles once per model structure. It needs nutpie's private
@@ -54,9 +55,9 @@ CALLBACK_NUTPIE = ("0.16.",)   # nutpie versions whose private helpers the callb
 # Python per gradient, which holds the GIL (the log density releases it: two threads ran
 # Chem97's 85 us gradient at 46 us each). A gradient costs a base, a share per operation in
 # the log density's graph, a share per element of the data and constants it reads and a
-# share per observed value (its log density and gradient; fitted to 13 models from 10 us to 250 us:
-# radon 12 us, 122 nodes; the lme4 bank's egsingle 250 us, 869 nodes and 35,000 elements;
-# VerbAgg 200-230 us, 7,584 Bernoulli rows; within a factor of 2).
+# share per observed value (its log density and gradient; fitted to 13 models from 10 us to
+# 250 us: radon 12 us, 122 nodes; the lme4 bank's egsingle 250 us, 869 nodes and 35,000
+# elements; VerbAgg 200-230 us, 7,584 Bernoulli rows; within a factor of 2).
 CFUNC_COMPILE_SECONDS = 3.0
 CFUNC_COMPILE_SECONDS_PER_NODE = 0.012
 CALLBACK_OVERHEAD_SECONDS = 5e-6

@@ -250,7 +250,8 @@ def graph_svg(model) -> tuple[str | None, str]:
     not: Graphviz is optional, and a missing ``dot`` must not stop a report."""
     if shutil.which("dot") is None:
         return None, "No picture of the graph: Graphviz's dot is not on PATH."
-    if importlib.util.find_spec("graphviz") is None:   # asked first: PyMC evaluates shapes before it imports it
+    # asked first: PyMC evaluates every shape before it imports the package
+    if importlib.util.find_spec("graphviz") is None:
         return None, "No picture of the graph: the graphviz Python package is not installed."
     # PyMC evaluates every variable's shape once; without a C compiler PyTensor runs the ops'
     # Python code instead of compiling C thunks (about 10 s with an empty cache)

@@ -28,7 +28,8 @@ def test_the_callback_wins_unless_its_chains_run_serially_and_the_compile_is_che
 def test_the_rule_is_the_written_cost_model(t, nodes):
     evaluations, cores = 4 * 2000 * nutpie_sampler.LEAPFROG_STEPS_PER_DRAW, 4
     parallel = t >= nutpie_sampler.PARALLEL_CALLBACK_SECONDS
-    callback = evaluations * (t + nutpie_sampler.CALLBACK_OVERHEAD_SECONDS) / (cores if parallel else 1)
+    callback = (evaluations * (t + nutpie_sampler.CALLBACK_OVERHEAD_SECONDS)
+                / (cores if parallel else 1))
     cfunc = (nutpie_sampler.CFUNC_COMPILE_SECONDS
              + nutpie_sampler.CFUNC_COMPILE_SECONDS_PER_NODE * nodes + evaluations * t / cores)
     route = nutpie_sampler.choose_route(t, nodes=nodes, chains=4, iterations=2000, cores=cores)
