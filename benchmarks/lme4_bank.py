@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.test_lme4_bank import (BANK, EXAMPLES, agreement, bank_model,  # noqa: E402
                                   converged, convergence, reference)
-from hierarchical import marginal  # noqa: E402
+from hierarchical import laplace_chain, marginal  # noqa: E402
 
 OUT = Path(__file__).with_name("lme4_bank.json")
 
@@ -31,6 +31,9 @@ def mechanism(model) -> str:
     """How the model was sampled: marginalised (and the elimination), or each factor's
     parameterisation."""
     design = model.design
+    order = laplace_chain.chain(model.sampled_design) if model.integration == "laplace" else None
+    if order is not None:
+        return "Laplace kernel (" + " in ".join(design.groups[g].name for g in order) + ")"
     if model.marginalized:
         plan = marginal.layout(design)
         name = design.groups[plan.eliminated].name

@@ -14,6 +14,10 @@ of the log likelihood in eta. H has the sparsity of the Gaussian model's M, with
 rows weighted by W, so it is factored by the same blocks (``marginal.eliminate``): nested
 designs by top-level level, two crossed factors by a Schur complement.
 
+Nested random intercepts (the designs "auto" takes it for) run as one compiled kernel,
+``laplace_chain.py``: Newton's method to convergence and the gradient in closed form. The
+rest of this module is the general case, written as a PyTensor graph.
+
 **The mode** is found by Newton's method (IRLS: canonical links only, where the observed
 and expected information agree), a fixed number of steps inside the log density, started
 from the working response of the data (as glm() starts). **The gradient** follows from the
@@ -55,7 +59,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from . import marginal, names
+from . import laplace_chain, marginal, names
 from .design import Design, parents
 from .graph import design_data
 from .graph import as_data as graph_data
@@ -335,18 +339,42 @@ def laplace_loglik(stats: SufficientStats, rows: Rows, beta, Ls: list, family: s
 
 
 def build_laplace_model(design: Design, entries: list[PriorEntry],
-                        stats: SufficientStats) -> pm.Model:
+                        stats: SufficientStats, *, kernel: bool = True) -> pm.Model:
     """The GLMM with every factor's effects integrated out by the Laplace approximation.
 
     Free variables: beta, <g>_sd and <g>_corr_chol (if correlated) per factor; the
     approximate likelihood is a Potential named after the response. The effects are drawn
-    after sampling (``draw_effects``).
+    after sampling (``draw_effects``). A nesting chain of one effect per level takes the
+    compiled kernel of ``laplace_chain`` (unless ``kernel=False``: JAX cannot run it), any
+    other design the PyTensor graph below.
     """
+    order = laplace_chain.chain(design) if kernel else None
+
     def loglik(beta, Ls, by_label):
+        if order is not None:
+            return chain_loglik(design, order, beta, Ls)
         return laplace_loglik(marginal.as_model_data(stats), model_rows(design, stats), beta,
                               Ls, design.spec.family)
 
     return marginal.integrated_model(design, entries, loglik, "laplace")
+
+
+def chain_loglik(design: Design, order: list[int], beta, Ls):
+    """The Laplace log likelihood of a nesting chain by the compiled kernel, its arrays held
+    as data (``laplace:<array>``)."""
+    arrays = laplace_chain.chain_arrays(design, order)
+    y = pm.Data(names.observed_data(names.observed_name(design)), design.y)
+    ones = pt.ones_like(y, dtype="float64")
+    trials = ones if design.trials is None else design_data("trials", design.trials)
+    weights = ones if design.weights is None else design_data("weights", design.weights)
+    offset = 0.0 * ones if design.offset is None else design_data("offset", design.offset)
+    sd = pt.stack([Ls[g][0, 0] for g in order])
+    data = {name: graph_data(f"laplace:{name}", value, free_first_axis=name != "starts")
+            for name, value in arrays.items()}
+    value, _, _ = laplace_chain.LaplaceChain(design.spec.family == "poisson")(
+        beta, sd, y, trials, weights, offset, design_data("X", design.X), data["rows"],
+        data["segments"], data["ancestors"], data["starts"])
+    return value
 
 
 DRAW_BLOCK = 1 << 21   # values per block of draws
@@ -358,6 +386,9 @@ def draw_effects(posterior, design: Design, stats: SufficientStats,
     posterior draw: {factor: (chain, draw, J, k)}. The mode is found again, with the steps
     the log density took and one more; a step still larger than TOLERANCE means the
     density NUTS sampled was not at the mode there, and is reported (RuntimeWarning)."""
+    order = laplace_chain.chain(design)
+    if order is not None:
+        return _draw_chain_effects(posterior, design, order, rng)
     k = stats.k
     chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
     beta = posterior[names.FIXED].values.reshape(chains * draws, -1)
@@ -388,3 +419,36 @@ def draw_effects(posterior, design: Design, stats: SufficientStats,
                       f"{worst.max():.2g}); the density sampled there is approximate",
                       RuntimeWarning, stacklevel=3)
     return {name: u.reshape(chains, draws, *u.shape[1:]) for name, u in out.items()}
+
+
+def _draw_chain_effects(posterior, design: Design, order: list[int],
+                        rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """``draw_effects`` for a nesting chain of random intercepts, by the compiled kernel:
+    Newton's method to convergence at every draw (a warning where it had not converged)."""
+    chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
+    beta = posterior[names.FIXED].values.reshape(chains * draws, -1)
+    sd = np.stack([posterior[names.sd(design.groups[g].name)].values.reshape(chains * draws)
+                   for g in order], axis=1)
+    arrays = laplace_chain.chain_arrays(design, order)
+    starts = arrays["starts"]
+    ones = np.ones(design.n)
+    data = (design.y.astype(float), ones if design.trials is None else design.trials.astype(float),
+            ones if design.weights is None else design.weights,
+            np.zeros(design.n) if design.offset is None else design.offset, design.X,
+            arrays["rows"], arrays["segments"], arrays["ancestors"], starts)
+    u = np.empty((chains * draws, starts[-1]))
+    steps = np.empty(chains * draws, dtype=np.int64)
+    block = max(1, DRAW_BLOCK // int(starts[-1]))
+    for start in range(0, chains * draws, block):
+        part = slice(start, start + block)
+        normals = rng.standard_normal((len(beta[part]), starts[-1]))
+        u[part], steps[part] = laplace_chain.chain_effects(
+            design.spec.family == "poisson", beta[part], sd[part], *data, normals)
+    unconverged = steps > laplace_chain.MAX_STEPS
+    if unconverged.any():
+        warnings.warn(f"Laplace approximation: Newton's method had not reached the mode of "
+                      f"the group effects after {laplace_chain.MAX_STEPS} steps at "
+                      f"{unconverged.mean():.1%} of the posterior draws; the density sampled "
+                      f"there is approximate", RuntimeWarning, stacklevel=3)
+    return {design.groups[g].name: u[:, starts[d]:starts[d + 1], None].reshape(
+                chains, draws, -1, 1) for d, g in enumerate(order)}

@@ -327,6 +327,11 @@ class Model:
         start = time.perf_counter()
         if sampler == "nutpie":
             idata = self.nutpie.sample(route=route, **options)
+        elif sampler == "numpyro" and self.integration == "laplace":
+            # JAX cannot call the compiled kernel of a nesting chain (laplace_chain.py)
+            graph = laplace.build_laplace_model(self.sampled_design, self.prior_entries,
+                                                self._stats, kernel=False)
+            idata = sampling.sample_pymc(graph, sampler=sampler, **options)
         else:
             idata = sampling.sample_pymc(self.pymc_model, sampler=sampler, **options)
         if self.marginalized:
