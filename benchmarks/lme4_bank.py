@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import statistics
 import sys
 import time
+from importlib import metadata
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -97,7 +100,19 @@ def main() -> None:
           f"{sum(r['converged'] and r['within_time'] and not r['disagree'] for r in rows)} "
           f"of {len(rows)}")
     if set(args.examples) == set(EXAMPLES) and not args.sampled:
-        OUT.write_text(json.dumps({"seed": args.seed, "rows": rows}, indent=1))
+        OUT.write_text(json.dumps({"seed": args.seed, "environment": environment(),
+                                   "rows": rows}, indent=1))
+
+
+def environment() -> dict:
+    """The machine and the versions a run measured: times differ between machines (the
+    same commit took 40 % longer on one 2-core machine than on another)."""
+    cpu = next((line.split(":", 1)[1].strip() for line in
+                Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
+               platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    packages = ("pymc", "pytensor", "nutpie", "numba", "numpy", "arviz")
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            **{name: metadata.version(name) for name in packages}}
 
 
 if __name__ == "__main__":

@@ -28,6 +28,9 @@ density with the graph's. The effects are drawn by ``chain_effects`` from the sa
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import numba
 import numpy as np
 import pytensor.tensor as pt
@@ -436,6 +439,12 @@ class LaplaceChain(Op):
         return [g * outputs[1], g * outputs[2]] + [disconnected_type() for _ in inputs[2:]]
 
 
+# PyTensor's disk cache keys a compiled graph by its Ops' props, and numba's cache of the
+# graph's function does not notice a change in the functions it calls: without this salt a
+# graph compiled with an earlier version of the kernel kept running that version's code.
+SOURCE_KEY = int(hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:15], 16)
+
+
 @numba_basic.register_funcify_default_op_cache_key(LaplaceChain)
 def _numba_laplace_chain(op, node, **kwargs):
     poisson = op.poisson
@@ -446,4 +455,4 @@ def _numba_laplace_chain(op, node, **kwargs):
                                                      rows, segments, ancestors, starts)
         return np.asarray(value), grad_beta, grad_sd
 
-    return laplace
+    return laplace, SOURCE_KEY

@@ -404,3 +404,20 @@ def test_a_chain_model_samples_with_every_back_end(sampler):
         sd = fit.posterior[names.sd(g)].values
         assert np.isfinite(sd).all() and (sd > 0).all() and sd.std() > 0
         assert np.isfinite(fit.posterior[names.effect(g)].values).all()
+
+
+def test_the_kernels_cache_key_follows_its_source(monkeypatch):
+    """PyTensor's disk cache keys a graph by its Ops' props, and numba's cache of the
+    graph's function misses a change in the kernel it calls: a graph compiled with an earlier
+    kernel kept running it (other draws than a fresh cache gave, same seed). The key holds a
+    hash of the kernel's source."""
+    from pytensor.link.numba.dispatch.basic import numba_funcify_and_cache_key
+
+    design = chain_model(*CHAINS[2]).sampled_design
+    op = laplace_chain.LaplaceChain(False)
+    node = op.make_node(np.zeros(design.X.shape[1]), np.ones(1), design.y, design.y, design.y,
+                        design.y, design.X, np.arange(design.n), np.arange(2),
+                        -np.ones((1, 1), dtype=int), np.arange(2))
+    key = numba_funcify_and_cache_key(op, node)[1]
+    monkeypatch.setattr(laplace_chain, "SOURCE_KEY", laplace_chain.SOURCE_KEY + 1)
+    assert numba_funcify_and_cache_key(op, node)[1] != key
