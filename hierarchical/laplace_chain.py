@@ -406,6 +406,19 @@ def chain_effects(poisson, beta, sd, y, n, w, offset, X, rows, segments, ancesto
     return u, steps
 
 
+def warm_up() -> None:
+    """Call both kernels once on a tiny chain (two levels in one), so that numba compiles
+    them into its disk cache: ``hierarchical warm`` (``make install``) does, and a first
+    nested GLMM then skips about 10 s of LLVM. One signature serves every model: Poisson
+    or logit is an argument, not a compile-time constant."""
+    rows, segments = np.arange(4), np.array([0, 2, 4])
+    ancestors, starts = np.array([[2], [2], [-1]]), np.array([0, 2, 3])
+    data = (np.array([0.0, 1.0, 2.0, 1.0]), np.ones(4), np.ones(4), np.zeros(4),
+            np.ones((4, 1)), rows, segments, ancestors, starts)
+    laplace_chain(True, np.zeros(1), np.ones(2), *data)
+    chain_effects(False, np.zeros((1, 1)), np.ones((1, 2)), *data, np.zeros((1, 3)))
+
+
 # --- as a PyTensor Op ----------------------------------------------------------------------
 
 class LaplaceChain(Op):

@@ -157,7 +157,7 @@ def test_warm_lists_what_a_run_fits_and_compiles_it(tmp_path, capsys):
     demo's model and its two pooling alternatives; here one file without pooling."""
     from importlib import resources
 
-    from hierarchical import model_file, warm
+    from hierarchical import laplace_chain, model_file, warm
 
     with resources.as_file(resources.files("hierarchical") / cli.DEMO_FILE) as demo:
         demo_models = warm.models_of(model_file.load(demo))
@@ -172,3 +172,5 @@ def test_warm_lists_what_a_run_fits_and_compiles_it(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "log_radon ~ 1 + floor + (1 | county) (callback) compiled in" in printed
     assert "1 models compiled" in printed
+    assert "the Laplace kernels of nested GLMMs compiled in" in printed
+    assert laplace_chain.laplace_chain.signatures and laplace_chain.chain_effects.signatures
