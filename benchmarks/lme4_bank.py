@@ -5,8 +5,8 @@ prints a markdown table and writes ``benchmarks/lme4_bank.json``.
 Times: "compile" is building the graph, compiling it and a 10-draw warm-up (numba's JIT
 runs on the first call); "fit" is then the default fit on warm caches, draws of the
 marginalised effects included (the pointwise log likelihood waits for LOO). lme4's time is
-the median of 5 fits in R (``tests/data/reference/bank.R``). The cases, the agreement rule and the convergence
-rule are those of ``tests/test_lme4_bank.py``.
+the median of 5 fits in R (``tests/data/reference/bank.R``). The cases, the agreement rule
+and the convergence rule are those of ``tests/test_lme4_bank.py``.
 """
 
 from __future__ import annotations

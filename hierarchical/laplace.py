@@ -46,7 +46,8 @@ salamanders, whose observation-level factor has a median of 0 counts (60% of row
 it moved the site SD by 1 posterior SD (0.65 to 0.49) and shrank the fixed effects' SDs by
 15-20%: the effect of a zero count has a skewed conditional, far from Gaussian. Crossed
 designs stay sampled: their Schur complement costs a scatter over every level pair (VerbAgg:
-5 ms per gradient), and sampled effects converge there. The parameterisation table says which was taken and why.
+5 ms per gradient), and sampled effects converge there. The parameterisation table says which
+was taken and why.
 """
 
 from __future__ import annotations
@@ -429,13 +430,8 @@ def _draw_chain_effects(posterior, design: Design, order: list[int],
     beta = posterior[names.FIXED].values.reshape(chains * draws, -1)
     sd = np.stack([posterior[names.sd(design.groups[g].name)].values.reshape(chains * draws)
                    for g in order], axis=1)
-    arrays = laplace_chain.chain_arrays(design, order)
-    starts = arrays["starts"]
-    ones = np.ones(design.n)
-    data = (design.y.astype(float), ones if design.trials is None else design.trials.astype(float),
-            ones if design.weights is None else design.weights,
-            np.zeros(design.n) if design.offset is None else design.offset, design.X,
-            arrays["rows"], arrays["segments"], arrays["ancestors"], starts)
+    data = laplace_chain.kernel_arguments(design, order)
+    starts = data[-1]
     u = np.empty((chains * draws, starts[-1]))
     steps = np.empty(chains * draws, dtype=np.int64)
     block = max(1, DRAW_BLOCK // int(starts[-1]))

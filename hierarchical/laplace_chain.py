@@ -95,6 +95,17 @@ def chain_arrays(design: Design, order: list[int]) -> dict[str, np.ndarray]:
     return {"rows": rows, "segments": segments, "ancestors": ancestors, "starts": starts}
 
 
+def kernel_arguments(design: Design, order: list[int]) -> tuple:
+    """The kernels' data arguments as numpy arrays, in their order: y, trials, weights and
+    offset (1, 1 and 0 where the design has none), X, and the chain's arrays."""
+    arrays, ones = chain_arrays(design, order), np.ones(design.n)
+    return (design.y.astype(float),
+            ones if design.trials is None else design.trials.astype(float),
+            ones if design.weights is None else design.weights,
+            np.zeros(design.n) if design.offset is None else design.offset, design.X,
+            arrays["rows"], arrays["segments"], arrays["ancestors"], arrays["starts"])
+
+
 # --- the kernel ----------------------------------------------------------------------------
 
 @numba.njit(cache=True, inline="always")
@@ -409,7 +420,7 @@ def chain_effects(poisson, beta, sd, y, n, w, offset, X, rows, segments, ancesto
 def warm_up() -> None:
     """Call both kernels once on a tiny chain (two levels in one), so that numba compiles
     them into its disk cache: ``hierarchical warm`` (``make install``) does, and a first
-    nested GLMM then skips about 10 s of LLVM. One signature serves every model: Poisson
+    nested GLMM then skips about 8 s of LLVM. One signature serves every model: Poisson
     or logit is an argument, not a compile-time constant."""
     rows, segments = np.arange(4), np.array([0, 2, 4])
     ancestors, starts = np.array([[2], [2], [-1]]), np.array([0, 2, 3])
@@ -431,10 +442,11 @@ class LaplaceChain(Op):
         self.poisson = bool(poisson)
 
     def make_node(self, beta, sd, y, n, w, offset, X, rows, segments, ancestors, starts):
-        floats = [pt.as_tensor_variable(x).astype("float64") for x in (beta, sd, y, n, w, offset, X)]
-        ints = [pt.as_tensor_variable(x).astype("int64") for x in (rows, segments, ancestors, starts)]
-        inputs = floats + ints
-        return Apply(self, inputs, [pt.dscalar(), floats[0].type(), floats[1].type()])
+        floats = [pt.as_tensor_variable(x).astype("float64")
+                  for x in (beta, sd, y, n, w, offset, X)]
+        ints = [pt.as_tensor_variable(x).astype("int64")
+                for x in (rows, segments, ancestors, starts)]
+        return Apply(self, floats + ints, [pt.dscalar(), floats[0].type(), floats[1].type()])
 
     def perform(self, node, inputs, outputs):
         value, grad_beta, grad_sd, _ = laplace_chain(self.poisson, *inputs)

@@ -299,14 +299,9 @@ def chain_model(family: str, formula: str, frame=None, **options) -> hier.Model:
 def kernel(design, beta, sds):
     """laplace_chain's value and gradients, the sd gradient in design.groups' order."""
     order = laplace_chain.chain(design)
-    arrays = laplace_chain.chain_arrays(design, order)
-    ones = np.ones(design.n)
     value, grad_beta, grad_sd, steps = laplace_chain.laplace_chain(
         design.spec.family == "poisson", beta, np.asarray(sds, dtype=float)[order],
-        design.y.astype(float), ones if design.trials is None else design.trials.astype(float),
-        ones if design.weights is None else design.weights,
-        np.zeros(design.n) if design.offset is None else design.offset, design.X,
-        arrays["rows"], arrays["segments"], arrays["ancestors"], arrays["starts"])
+        *laplace_chain.kernel_arguments(design, order))
     assert steps <= laplace_chain.MAX_STEPS
     return value, grad_beta, grad_sd[np.argsort(order)]
 
@@ -393,7 +388,8 @@ def test_a_chain_model_runs_the_kernel_with_the_graphs_value_and_gradient():
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("sampler", ["nutpie", "pymc", pytest.param("numpyro", marks=pytest.mark.interop)])
+@pytest.mark.parametrize("sampler", ["nutpie", "pymc",
+                                     pytest.param("numpyro", marks=pytest.mark.interop)])
 def test_a_chain_model_samples_with_every_back_end(sampler):
     """PyMC's NUTS runs the kernel's Op as nutpie does; numpyro (JAX cannot call it) takes
     the graph. A short run: every SD drawn, finite and positive, and the effects drawn."""
