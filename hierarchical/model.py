@@ -119,6 +119,10 @@ class Model:
         self.aggregate_rows = aggregate_rows
         self.sampled_design = aggregate(self.design) if aggregate_rows else self.design
         self.dropna = dropna
+        # beta integrated out with the effects (several factors, Normal priors): not a free
+        # variable of the graph, drawn exactly after sampling
+        self.integrated_fixed = (self.integration == "exact"
+                                 and marginal.integrates_fixed(self.design, self.prior_entries))
         if self.integration == "exact":
             self._stats = marginal.sufficient_stats(self.design)
         elif self.integration == "laplace":
@@ -235,7 +239,8 @@ class Model:
         groups = "".join(f"<li>{html.escape(g.name)}: {len(g.levels)} levels, "
                          f"{sizes_text(g.counts)} rows each; terms "
                          f"{html.escape(', '.join(g.term_names))}</li>" for g in design.groups)
-        how = {"exact": "effects integrated out while sampling, drawn exactly afterwards",
+        how = {"exact": ("effects (and the fixed effects, Normal priors) " if self.integrated_fixed
+                         else "effects ") + "integrated out while sampling, drawn exactly afterwards",
                "laplace": "effects integrated out by the Laplace approximation while "
                           "sampling, drawn from its Gaussian afterwards"}.get(
             self.integration, "effects sampled")
@@ -287,7 +292,14 @@ class Model:
         if self.integration == "laplace":
             drawn = laplace.draw_effects(posterior, self.sampled_design, self._stats, rng)
         else:
-            drawn = marginal.draw_effects(posterior, self.design, self._stats, rng)
+            drawn = marginal.draw_effects(posterior, self.design, self._stats, rng,
+                                          self.prior_entries)
+            if names.FIXED in drawn:     # integrated out too (Normal prior), drawn first
+                posterior = posterior.assign({names.FIXED: xr.DataArray(
+                    drawn.pop(names.FIXED), dims=("chain", "draw", names.FIXED_DIM),
+                    coords={names.FIXED_DIM: self.design.fixed_names})})
+                posterior = posterior[[names.FIXED, *(v for v in posterior.data_vars
+                                                      if v != names.FIXED)]]
         effects = {names.effect(g.name): xr.DataArray(
             drawn[g.name], dims=("chain", "draw", g.name, names.term_dim(g.name)),
             coords={g.name: g.levels, names.term_dim(g.name): g.term_names})

@@ -279,8 +279,9 @@ def _model_section(analysis) -> str:
             f"<pre class='statement'>{statement}</pre>"
             "<p class='note'>i indexes rows and j the levels of a grouping factor; u_g[i] is "
             "the effect of row i's level of g. The priors are listed below.</p>"
-            + {"exact": "<p class='note'>Gaussian group effects are integrated out while "
-                        "sampling and drawn exactly afterwards.</p>",
+            + {"exact": "<p class='note'>Gaussian group effects"
+                        + (" and the fixed effects (Normal priors)" if model.integrated_fixed else "")
+                        + " are integrated out while sampling and drawn exactly afterwards.</p>",
                "laplace": "<p class='note'>Group effects are integrated out while sampling "
                           "by the Laplace approximation and drawn from its Gaussian "
                           "afterwards.</p>"}.get(model.integration, "")

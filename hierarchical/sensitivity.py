@@ -29,6 +29,7 @@ from functools import cache
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 from pymc.model.transform.conditioning import remove_value_transforms
 import xarray as xr
 from arviz_stats import psense
@@ -36,6 +37,7 @@ from xarray import DataTree
 
 from . import names, sampling
 from .exceptions import SpecError
+from .marginal import fixed_prior
 from .refit_grid import prior_grid
 from .shrinkage import icc_of_draws, shrinkage_draws
 
@@ -58,6 +60,8 @@ def scaled_priors(model, scale_priors: str = "top-level") -> list[str]:
     if scale_priors not in ("top-level", "all"):
         raise SpecError(f"scale_priors must be 'top-level' or 'all', but got {scale_priors!r}")
     free = [rv.name for rv in model.pymc_model.free_RVs]
+    if model.integrated_fixed:                 # integrated out while sampling, drawn after
+        free.insert(0, names.FIXED)
     if scale_priors == "all":
         return free
     effects = {name(g.name) for g in model.design.groups if g.term.pooled
@@ -73,17 +77,23 @@ def _log_prior(fit, scale_priors: str) -> xr.Dataset:
     """
     model = remove_value_transforms(fit.model.pymc_model)
     scaled = scaled_priors(fit.model, scale_priors)
+    in_graph = [n for n in scaled if n in model.named_vars]
     with sampling.numba_mode():
         density = model.compile_fn(inputs=model.value_vars,
-                                   outs=[model.logp(vars=[model[n]], sum=True) for n in scaled],
+                                   outs=[model.logp(vars=[model[n]], sum=True) for n in in_graph],
                                    on_unused_input="ignore")
     inputs = {model.rvs_to_values[rv].name: fit.posterior[rv.name].values for rv in model.free_RVs}
     chains, draws = fit.posterior.sizes["chain"], fit.posterior.sizes["draw"]
-    out = np.empty((len(scaled), chains, draws))
+    out = np.empty((len(in_graph), chains, draws))
     for c in range(chains):
         for d in range(draws):
             out[:, c, d] = density({k: v[c, d] for k, v in inputs.items()})
-    return xr.Dataset({n: (SAMPLE_DIMS, out[i]) for i, n in enumerate(scaled)})
+    priors = {n: (SAMPLE_DIMS, out[i]) for i, n in enumerate(in_graph)}
+    if names.FIXED in scaled and names.FIXED not in in_graph:   # integrated beta's Normal
+        mu, tau = fixed_prior(fit.model.design, fit.model.prior_entries)
+        priors[names.FIXED] = (SAMPLE_DIMS, stats.norm.logpdf(
+            fit.posterior[names.FIXED].values, mu, tau).sum(axis=-1))
+    return xr.Dataset({n: priors[n] for n in scaled})
 
 
 def _builtin_targets(fit) -> dict[str, Target]:

@@ -13,7 +13,7 @@ LAYERS = [
     ("base", {"__init__", "exceptions", "names", "prior", "families", "spec"}),
     ("describe", {"formula", "templates", "datasets", "model_file"}),
     ("bind", {"design", "aggregate", "priors", "parameterisation"}),
-    ("build", {"linpred", "lkj", "stop_gradient", "graph", "marginal", "laplace_chain",
+    ("build", {"linpred", "lkj", "stop_gradient", "graph", "marginal", "spd", "laplace_chain",
                "laplace"}),
     ("sample", {"sampling", "nutpie_sampler", "parallel"}),
     ("read", {"summary", "diagnostics", "shrinkage", "predict", "effects", "ppc", "persist",

@@ -245,3 +245,21 @@ def test_eight_schools_tau_is_prior_dominated():
     table = sensitivity.power_scale(fit)
     assert table.loc["school_sd[Intercept]", "diagnosis"] == "strong prior / weak likelihood"
     assert "sigma" not in table.index                  # known standard errors: no residual SD
+
+
+def test_an_integrated_beta_keeps_its_prior_in_the_power_scaling():
+    """With several Gaussian factors beta is integrated out of the sampled graph
+    (``marginal.integrates_fixed``) and drawn afterwards; its Normal prior is still scaled."""
+    from .conftest import prior_fit
+    from .test_marginal import with_more_columns
+
+    model = hier.Model("y ~ x + (1 | b) + (1 | c)", with_more_columns())
+    assert model.integrated_fixed
+    fit = prior_fit(model, draws=30)
+    assert sensitivity.scaled_priors(model) == ["beta", "b_sd", "c_sd", "sigma"]
+    log_prior = sensitivity._log_prior(fit, "top-level")
+    priors = {e.label: e.prior.params for e in model.prior_entries}
+    expected = sum(stats.norm(priors[t]["mu"], priors[t]["sigma"]).logpdf(
+        fit.posterior["beta"].sel(fixed_term=t).values) for t in ("Intercept", "x"))
+    np.testing.assert_allclose(log_prior["beta"].values, expected, rtol=1e-9)
+    assert set(log_prior.data_vars) == {"beta", "b_sd", "c_sd", "sigma"}
