@@ -585,7 +585,9 @@ def integrates_fixed(design: Design, entries: list[PriorEntry]) -> bool:
     if len(design.groups) < 2:
         return False
     by_label = {e.label: e for e in entries}
-    return all(by_label[t].prior.dist == "Normal" for t in design.fixed_names)
+    # mu and sigma given (the defaults): the prior grid swaps them as prior:beta:<param>
+    return all(by_label[t].prior.dist == "Normal" and set(by_label[t].prior.params) == {"mu", "sigma"}
+               for t in design.fixed_names)
 
 
 def fixed_prior(design: Design, entries: list[PriorEntry]) -> tuple[np.ndarray, np.ndarray]:

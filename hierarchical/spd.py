@@ -30,6 +30,8 @@ from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 from pytensor.link.numba.dispatch import basic as numba_basic
 
+from .jax_dispatch import register_jax
+
 
 @numba.njit(cache=True)
 def _cholesky(A):
@@ -188,3 +190,29 @@ def _numba_gram_gradient(op, node, **kwargs):
         return gram_gradient(g.item(), Gbar, Sinv, X)
 
     return kernel, SOURCE_KEY
+
+
+@register_jax(LogdetGram)
+def _jax_logdet_gram(op, **kwargs):
+    import jax.numpy as jnp
+    from jax.scipy.linalg import cho_solve
+
+    def logdet_gram_jax(S, V):
+        F = jnp.linalg.cholesky(0.5 * (S + jnp.swapaxes(S, -1, -2)))
+        logdet = 2 * jnp.log(jnp.diagonal(F, axis1=-2, axis2=-1)).sum()
+        X = cho_solve((F, True), V)
+        Sinv = cho_solve((F, True), jnp.broadcast_to(jnp.eye(S.shape[-1]), S.shape))
+        return logdet, jnp.einsum("cia,cib->ab", V, X), Sinv, X
+
+    return logdet_gram_jax
+
+
+@register_jax(GramGradient)
+def _jax_gram_gradient(op, **kwargs):
+    import jax.numpy as jnp
+
+    def gram_gradient_jax(g, Gbar, Sinv, X):
+        Vbar = 2 * jnp.einsum("cia,ab->cib", X, 0.5 * (Gbar + Gbar.T))
+        return g * Sinv - 0.5 * jnp.einsum("cib,cjb->cij", Vbar, X), Vbar
+
+    return gram_gradient_jax

@@ -16,6 +16,8 @@ from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 from pytensor.link.numba.dispatch import basic as numba_basic
 
+from .jax_dispatch import register_jax
+
 
 class StopGradient(Op):
     __props__ = ()
@@ -50,13 +52,8 @@ def _numba_stop_gradient(op, node, **kwargs):
     return identity
 
 
-try:   # the numpyro sampler's back-end, when JAX is installed
-    from pytensor.link.jax.dispatch import jax_funcify
-except ImportError:   # pragma: no cover - JAX is optional
-    pass
-else:
-    @jax_funcify.register(StopGradient)
-    def _jax_stop_gradient(op, **kwargs):
-        import jax
+@register_jax(StopGradient)
+def _jax_stop_gradient(op, **kwargs):
+    import jax
 
-        return jax.lax.stop_gradient
+    return jax.lax.stop_gradient

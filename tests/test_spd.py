@@ -45,3 +45,20 @@ def test_logdet_gram_value_and_gradient():
 def test_a_block_that_is_not_positive_definite_gives_nan_not_an_error():
     logdet, G, _, _ = spd.logdet_and_gram(-np.eye(2)[None], np.ones((1, 2, 1)))
     assert np.isnan(logdet)
+
+
+@pytest.mark.interop   # JAX: the numpyro sampler's back-end, installed in the interop environment
+def test_the_jax_implementation_matches():
+    import pytensor
+    import pytensor.tensor as pt
+
+    rng = np.random.default_rng(2)
+    A = rng.normal(size=(2, 4, 4))
+    S0, V0, W = A @ A.transpose(0, 2, 1) + 4 * np.eye(4), rng.normal(size=(2, 4, 3)), rng.normal(size=(3, 3))
+    S, V = pt.tensor3("S"), pt.tensor3("V")
+    logdet, G = spd.logdet_gram(S, V)
+    out = 0.3 * logdet + (G * W).sum()
+    results = [pytensor.function([S, V], [out, *pt.grad(out, [S, V])], mode=mode)(S0, V0)
+               for mode in ("FAST_COMPILE", "JAX")]
+    for a, b in zip(*results):
+        np.testing.assert_allclose(np.asarray(b), a, rtol=1e-10)
