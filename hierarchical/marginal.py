@@ -543,12 +543,13 @@ def _fixed_system(stats: SufficientStats, Q, sigma2, mu, tau):
     its mean: P = X'X / sigma^2 - X'Z Lambda M^-1 Lambda' Z'X / sigma^4 + diag(tau^-2),
     likewise for the mean. Batch axes lead (sigma2: (..., 1))."""
     precision = 1 / tau ** 2
-    P = stats.XtX / sigma2[..., None] - Q[..., 1:, 1:] + diag_of(precision)
+    P = stats.XtX / sigma2[..., None] - Q[..., 1:, 1:] + _diag(precision)
     m = stats.Xty / sigma2 - Q[..., 1:, 0] + precision * mu
     return P, m
 
 
-def diag_of(values):
+def _diag(values):
+    """diag(values) for numpy (the draws) or PyTensor (the graph)."""
     return np.diag(values) if isinstance(values, np.ndarray) else pt.diag(values)
 
 
@@ -579,15 +580,15 @@ def integrates_fixed(design: Design, entries: list[PriorEntry]) -> bool:
     Several factors share the intercept's information, which then runs along a ridge with
     their SDs: integrated, the lowest bulk ESS rose from 571 to 1,643 (Assay, 2 blocks) and
     from 523 to 983 (Chem97), and NUTS took 7.9 leapfrog steps per draw instead of 18.3
-    (Assay); ScotsSec lost (1,709 -> 1,366: README, the lme4 bank). With one factor there is no such ridge, and the closed forms of
-    `_one_factor_terms` keep the gradient cheaper (radon's intercepts: min ESS 2,048 sampled
-    against 1,172 integrated)."""
+    (Assay); ScotsSec lost (1,709 -> 1,366: README, the lme4 bank). With one factor there
+    is no such ridge, and the closed forms of `_one_factor_terms` keep the gradient cheaper
+    (radon's intercepts: min ESS 2,048 sampled against 1,172 integrated)."""
     if len(design.groups) < 2:
         return False
     by_label = {e.label: e for e in entries}
     # mu and sigma given (the defaults): the prior grid swaps them as prior:beta:<param>
-    return all(by_label[t].prior.dist == "Normal" and set(by_label[t].prior.params) == {"mu", "sigma"}
-               for t in design.fixed_names)
+    priors = [by_label[t].prior for t in design.fixed_names]
+    return all(p.dist == "Normal" and set(p.params) == {"mu", "sigma"} for p in priors)
 
 
 def fixed_prior(design: Design, entries: list[PriorEntry]) -> tuple[np.ndarray, np.ndarray]:

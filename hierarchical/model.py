@@ -239,8 +239,9 @@ class Model:
         groups = "".join(f"<li>{html.escape(g.name)}: {len(g.levels)} levels, "
                          f"{sizes_text(g.counts)} rows each; terms "
                          f"{html.escape(', '.join(g.term_names))}</li>" for g in design.groups)
-        how = {"exact": ("effects (and the fixed effects, Normal priors) " if self.integrated_fixed
-                         else "effects ") + "integrated out while sampling, drawn exactly afterwards",
+        effects = ("effects (and the fixed effects, Normal priors)" if self.integrated_fixed
+                   else "effects")
+        how = {"exact": f"{effects} integrated out while sampling, drawn exactly afterwards",
                "laplace": "effects integrated out by the Laplace approximation while "
                           "sampling, drawn from its Gaussian afterwards"}.get(
             self.integration, "effects sampled")

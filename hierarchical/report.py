@@ -280,7 +280,8 @@ def _model_section(analysis) -> str:
             "<p class='note'>i indexes rows and j the levels of a grouping factor; u_g[i] is "
             "the effect of row i's level of g. The priors are listed below.</p>"
             + {"exact": "<p class='note'>Gaussian group effects"
-                        + (" and the fixed effects (Normal priors)" if model.integrated_fixed else "")
+                        + (" and the fixed effects (Normal priors)"
+                           if model.integrated_fixed else "")
                         + " are integrated out while sampling and drawn exactly afterwards.</p>",
                "laplace": "<p class='note'>Group effects are integrated out while sampling "
                           "by the Laplace approximation and drawn from its Gaussian "
