@@ -28,6 +28,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+import threading
 import time
 from dataclasses import dataclass
 from importlib import metadata
@@ -288,8 +289,15 @@ def _compile_callback(model: pm.Model):
     shared = {v.name: np.asarray(v.get_value())
               for v in [*functions.logp.get_shared(), *functions.expand.get_shared()]}
 
+    # nutpie asks for each chain's start from that chain's thread. The initial-point function
+    # is a PyTensor Function, whose storage and seeded generators the calls share: two at once
+    # could start a chain from another's seed, or from garbage ("Failed to generate a new
+    # initial position", 1 Assay fit in 8), so they take turns, as in nutpie's own route
+    lock = threading.Lock()
+
     def initial_flat(seed):
-        point = initial_point(seed)
+        with lock:
+            point = initial_point(seed)
         return np.concatenate([np.ravel(point[name]) for name in value_names]).astype("float64")
 
     traced = len(functions.names) > len(value_names)   # else nothing to expand (no outputs)

@@ -132,3 +132,30 @@ def test_a_nutpie_without_the_private_helpers_falls_back_to_the_public_compile(m
     assert route.name == "cfunc" and "public compile" in route.reason
     with pytest.raises(SpecError, match="callback.*not available"):
         model.nutpie.plan("callback")
+
+
+@pytest.mark.skipif(nutpie_sampler.callback_unavailable() is not None,
+                    reason="the installed nutpie has no callback route")
+def test_chains_started_from_several_threads_start_from_their_own_seed(sleep_data):
+    """nutpie asks for each chain's start from the chain's thread. The initial-point function
+    is one PyTensor Function (shared storage, seeded generators): unguarded, threads switching
+    inside it started chains from another chain's seed or from garbage (an Assay fit failed
+    with "Failed to generate a new initial position", 1 in 8). Forced switching (a GIL
+    interval of 1 us) makes the race all but certain without the lock."""
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = hier.Model("Reaction ~ Days + (Days || Subject)", sleep_data)
+    model.compiled_nutpie("callback")
+    start = model.nutpie.compiled._make_initial_points
+    seeds = list(range(40))
+    serial = [start(seed) for seed in seeds]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            threaded = list(pool.map(start, seeds * 5))
+    finally:
+        sys.setswitchinterval(interval)
+    for seed, point in zip(seeds * 5, threaded):
+        np.testing.assert_array_equal(point, serial[seed])
