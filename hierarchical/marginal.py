@@ -35,6 +35,8 @@ only; beta is drawn exactly after sampling, before the effects.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from types import SimpleNamespace
 
@@ -689,18 +691,31 @@ def draw_effects(posterior, design: Design, stats: SufficientStats, rng: np.rand
     step = max(1, DRAW_BLOCK // max(width, 1))
     out = {g.name: np.empty((chains * draws, len(g.levels), kg))
            for g, kg in zip(design.groups, k)}
-    for start in range(0, chains * draws, step):
-        block = slice(start, start + step)
+    blocks = [slice(start, start + step) for start in range(0, chains * draws, step)]
+
+    def draw_block(block: slice, block_rng: np.random.Generator) -> None:
         block_Ls = [L[block] for L in Ls]
         if integrated:
-            beta[block], parts = _fixed_draws_and_parts(stats, block_Ls, sigma[block], prior, rng)
+            beta[block], parts = _fixed_draws_and_parts(stats, block_Ls, sigma[block], prior,
+                                                        block_rng)
         else:
             parts = eliminate(NUMPY, stats, beta[block], block_Ls, sigma[block])
         a = [np.stack(ag, axis=-1)
-             for ag in solve_whitened(NUMPY, stats, parts, rng.standard_normal)]
+             for ag in solve_whitened(NUMPY, stats, parts, block_rng.standard_normal)]
         for g, kg, L, ag in zip(design.groups, k, block_Ls, a):
             # u = L a for every level: one batched matmul (einsum took 0.39 s of egsingle's draws)
             out[g.name][block] = np.matmul(ag, np.swapaxes(L, -1, -2))
+
+    # each block has its own generator and its own rows of the output, so the draws do not
+    # depend on which thread ran which block; numpy releases the GIL in its array loops
+    generators = rng.spawn(len(blocks))
+    workers = min(len(blocks), os.cpu_count() or 1)
+    if workers > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(draw_block, blocks, generators))
+    else:
+        for block, block_rng in zip(blocks, generators):
+            draw_block(block, block_rng)
     drawn = {name: u.reshape(chains, draws, *u.shape[1:]) for name, u in out.items()}
     if integrated:
         drawn[names.FIXED] = beta.reshape(chains, draws, -1)

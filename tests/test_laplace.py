@@ -15,6 +15,8 @@ import hierarchical as hier
 from hierarchical import laplace, laplace_chain, names
 from hierarchical.exceptions import SpecError
 
+from .test_marginal import assert_gaussian_draws
+
 
 def simulated(family: str, seed: int = 0) -> pd.DataFrame:
     """Nested (b in a) and crossed (c) factors, a covariate, and counts or successes."""
@@ -174,11 +176,8 @@ def check_effect_draws(design):
     blockdiag = block_diag(*[np.kron(np.eye(len(g.levels)), L) for g, L in zip(design.groups, Ls)])
     mean = blockdiag @ a
     cov = blockdiag @ np.linalg.inv(H) @ blockdiag.T
-    draws = np.hstack([u[g.name][0].reshape(n, -1) for g in design.groups])
-    assert np.all(np.abs(draws.mean(axis=0) - mean) < 4.5 * np.sqrt(np.diag(cov) / n))
-    # a sample covariance's standard error: sqrt((S_ii S_jj + S_ij^2) / n)
-    se = np.sqrt((np.outer(np.diag(cov), np.diag(cov)) + cov ** 2) / n)
-    assert np.all(np.abs(np.cov(draws.T) - cov) < 4.5 * se)
+    assert_gaussian_draws(np.hstack([u[g.name][0].reshape(n, -1) for g in design.groups]),
+                          mean, cov)
 
 
 def test_laplace_is_asked_for_and_refused_with_the_reason():
