@@ -195,10 +195,12 @@ def test_laplace_is_asked_for_and_refused_with_the_reason():
         hier.Model("y ~ x + (1 | a)", frame, family="poisson", marginalize="lapalce")
 
 
-@pytest.mark.parametrize("family, formula", CASES[:2])
+@pytest.mark.parametrize("family, formula", [pytest.param(*CASES[0], marks=pytest.mark.slow),
+                                             CASES[1]])
 def test_weighted_rows_are_repeated_rows(family, formula):
     """Frequency weights 0 / 1 / 2 (cross-validation holds rows out with weight 0) give the
-    approximation, and its gradient, of the data with each row repeated that many times."""
+    approximation, and its gradient, of the data with each row repeated that many times.
+    (The Poisson case, whose graph takes 33 s to build and compile, in the slow tier.)"""
     frame = simulated(family)
     weights = np.random.default_rng(1).integers(0, 3, len(frame)).astype(float)
     for g in "abc":                                   # every level keeps a row
