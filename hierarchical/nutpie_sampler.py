@@ -20,9 +20,7 @@ why.
 
 The route is chosen from the graph, never from a timing, so a run's route (and its cost) is
 the same every time; ``fit.settings["route"]`` records it. Since everything compiles without
-fast-math (``sampling.numba_mode``), both routes compute the same log density and gradient
-bits as well (the callback expands draws with numpy, which may round a transform's last bit
-differently from the cfunc's numba copy).
+fast-math (``sampling.numba_mode``), both routes compute the same bits as well.
 """
 
 from __future__ import annotations
@@ -186,8 +184,7 @@ class FlatFunctions:
     """The log density of one flat vector, and the draws' expansion."""
 
     logp: pytensor.compile.Function      # flat -> (logp, gradient)
-    expand: pytensor.compile.Function    # the value variables, then the data it reads
-    expand_data: list                    # (these shared variables) -> the other traced ones
+    expand: pytensor.compile.Function    # the value variables -> every other traced variable
     names: list[str]                     # of the value variables, then of the traced ones
     value_names: list[str]
     shapes: list[tuple[int, ...]]         # of the value variables, which the layout holds
@@ -206,7 +203,7 @@ class FlatFunctions:
 def _flat_functions(model: pm.Model, shapes: list[tuple[int, ...]]) -> FlatFunctions:
     """Compile the log density (with its gradient) as a function of the flat unconstrained
     vector, and the expansion of a draw into every other traced variable as a function of
-    the value variables (numpy cuts the vector for it; `_expansion`).
+    the value variables (numpy cuts the vector for it: fewer operations to compile).
 
     nutpie's own helper cuts the vector by constant sizes. Here every value variable's
     shape is read from a shared vector (``layout:values``), so nothing in the compiled
@@ -245,30 +242,9 @@ def _flat_functions(model: pm.Model, shapes: list[tuple[int, ...]]) -> FlatFunct
     traced = [v for v in model.unobserved_value_vars if v.name not in value_names]
     with model:
         logp_fn = compile_pymc([flat], [logp, grad], mode="NUMBA")
-    expand_fn, expand_data = _expansion(values, traced)
-    return FlatFunctions(logp_fn, expand_fn, expand_data,
-                         [*value_names, *(v.name for v in traced)], value_names, list(shapes))
-
-
-def _expansion(values: list, traced: list) -> tuple[pytensor.compile.Function, list]:
-    """The draws' expansion (constrained values, deterministics) in PyTensor's Python mode,
-    the data it reads as explicit inputs (swapped by ``with_data`` like the log density's).
-
-    Why not numba: it runs once per kept draw (a few thousand calls of 30-170 us here, 0.1-0.7
-    s a fit), but numba took about 4 s to compile it on an empty cache (radon), a fifth of a
-    first fit. Python mode compiles nothing. A Function's storage is its own, so each chain
-    calls a copy (`_compile_callback`)."""
-    from pytensor.compile.sharedvalue import SharedVariable
-    from pytensor.graph.traversal import graph_inputs
-    from pytensor.graph.replace import clone_replace
-
-    shared = [v for v in graph_inputs(traced) if isinstance(v, SharedVariable)]
-    inputs = [v.type(name=v.name) for v in shared]
-    outputs = clone_replace(traced, dict(zip(shared, inputs)))
-    with pytensor.config.change_flags(cxx=""):   # the ops' Python code: no C compiler needed
-        function = pytensor.function([*values, *inputs], outputs, mode="FAST_COMPILE",
-                                     on_unused_input="ignore")
-    return function, shared
+        expand_fn = compile_pymc(values, traced, mode="NUMBA", on_unused_input="ignore")
+    return FlatFunctions(logp_fn, expand_fn, [*value_names, *(v.name for v in traced)],
+                         value_names, list(shapes))
 
 
 def _releasing_gil(dispatcher):
@@ -306,12 +282,12 @@ def _compile_callback(model: pm.Model):
         shapes = [np.shape(start[model.rvs_to_values[rv].name]) for rv in model.free_RVs]
         functions = _flat_functions(model, shapes)
     value_names = functions.value_names
-    holding_gil = functions.logp.vm.jit_fn
+    holding_gil, expand_jit = functions.logp.vm.jit_fn, functions.expand.vm.jit_fn
     releasing_gil = functools.cache(lambda: _releasing_gil(holding_gil))
     logp_shared = [v.name for v in functions.logp.get_shared()]
+    expand_shared = [v.name for v in functions.expand.get_shared()]
     shared = {v.name: np.asarray(v.get_value())
-              for v in [*functions.logp.get_shared(), *functions.expand_data]}
-    expand_names = [v.name for v in functions.expand_data]
+              for v in [*functions.logp.get_shared(), *functions.expand.get_shared()]}
 
     # nutpie asks for each chain's start from that chain's thread. The initial-point function
     # is a PyTensor Function, whose storage and seeded generators the calls share: two at once
@@ -326,11 +302,11 @@ def _compile_callback(model: pm.Model):
 
     traced = len(functions.names) > len(value_names)   # else nothing to expand (no outputs)
 
-    def expanded(x, data, expand=functions.expand) -> list[np.ndarray]:
+    def expanded(x, data) -> list[np.ndarray]:
         values = functions.split(x)
         if not traced:
             return values
-        return [*values, *expand(*values, *[data[name] for name in expand_names])]
+        return [*values, *expand_jit(*values, *[data[name] for name in expand_shared])]
 
     x0 = initial_flat(0)
     shapes_out = [np.shape(value) for value in expanded(x0, shared)]
@@ -347,11 +323,9 @@ def _compile_callback(model: pm.Model):
         return logp
 
     def make_expand_fn(seed1, seed2, chain):
-        own = functions.expand.copy()    # chains expand on their own threads
-
         def expand(x, **data):
             return {name: np.asarray(value, dtype="float64").reshape(shape)
-                    for name, value, shape in zip(names, expanded(x, data, own), shapes_out,
+                    for name, value, shape in zip(names, expanded(x, data), shapes_out,
                                                   strict=True)}
         return expand
 

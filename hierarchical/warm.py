@@ -7,8 +7,8 @@ distributions. Compiling a model file's models once (``hierarchical warm``, whic
 ``make install`` runs for the demo and ``models/*.toml``) serves every later process that
 fits the same structures, on these data or on others. What is reused and what is not:
 
-* reused: the log density with its gradient (the callback route; the draws' expansion runs
-  in Python mode, compiling nothing), and every operation's own numba code;
+* reused: the log density with its gradient and the function that expands a draw into
+  every traced variable (the callback route), and every operation's own numba code;
 * the package's own numba kernels (``laplace_chain``: about 8 s of LLVM, once per
   installation; a nested GLMM's first graph then links them from the cache);
 * compiled again per process, taking about a second: PyTensor's graph rewrites, PyMC's
