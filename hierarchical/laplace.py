@@ -400,8 +400,8 @@ def draw_effects(posterior, design: Design, stats: SufficientStats,
     out = {g.name: np.empty((chains * draws, len(g.levels), kg))
            for g, kg in zip(design.groups, k)}
     worst = np.empty(chains * draws)
-    for start in range(0, chains * draws, step):
-        block = slice(start, start + step)
+
+    def draw_block(block: slice, block_rng: np.random.Generator) -> None:
         L_block = [L[block] for L in Ls]
         eta_fixed = _fixed_part(rows, beta[block])
         a, like, L = _iterate(NUMPY, OPS["numpy"], stats, rows, L_block, eta_fixed,
@@ -409,9 +409,11 @@ def draw_effects(posterior, design: Design, stats: SufficientStats,
         mode, system, parts = _step_from(NUMPY, like, stats, rows, L_block, L, eta_fixed, a)
         worst[block] = np.max([np.abs(m - prev).max(axis=-1)
                                for mg, ag in zip(mode, a) for m, prev in zip(mg, ag)], axis=0)
-        drawn = solve_whitened(NUMPY, system, parts, rng.standard_normal)
+        drawn = solve_whitened(NUMPY, system, parts, block_rng.standard_normal)
         for g, ag, Lg in zip(design.groups, drawn, L_block):
             out[g.name][block] = np.matmul(np.stack(ag, axis=-1), np.swapaxes(Lg, -1, -2))
+
+    marginal.in_blocks(chains * draws, step, rng, draw_block)
     unconverged = worst > TOLERANCE
     if unconverged.any():
         warnings.warn(f"Laplace approximation: Newton's method had not reached the mode of "

@@ -643,6 +643,16 @@ def build_marginal_model(design: Design, entries: list[PriorEntry], stats) -> pm
 DRAW_BLOCK = 1 << 22   # values per block of draws
 
 
+def in_blocks(total: int, step: int, rng: np.random.Generator, draw_block) -> None:
+    """``draw_block(rows, generator)`` for each slice of ``step`` of ``total`` draws, on as
+    many threads as there are cores (numpy releases the GIL in its array loops: egsingle's
+    effect draws 2.4-2.6 -> 1.4-1.7 s on 2 cores). Each block gets its own generator and
+    writes only its own rows, so the numbers do not depend on which thread ran which block."""
+    blocks = [slice(start, start + step) for start in range(0, total, step)]
+    with ThreadPoolExecutor(min(len(blocks), os.cpu_count() or 1) or 1) as pool:
+        list(pool.map(draw_block, blocks, rng.spawn(len(blocks))))
+
+
 def _posterior_factors(posterior, design: Design, stats: SufficientStats):
     """sigma as (draws, 1) and each factor's covariance factor L_g, (draws, k_g, k_g)."""
     chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
@@ -691,8 +701,6 @@ def draw_effects(posterior, design: Design, stats: SufficientStats, rng: np.rand
     step = max(1, DRAW_BLOCK // max(width, 1))
     out = {g.name: np.empty((chains * draws, len(g.levels), kg))
            for g, kg in zip(design.groups, k)}
-    blocks = [slice(start, start + step) for start in range(0, chains * draws, step)]
-
     def draw_block(block: slice, block_rng: np.random.Generator) -> None:
         block_Ls = [L[block] for L in Ls]
         if integrated:
@@ -706,16 +714,7 @@ def draw_effects(posterior, design: Design, stats: SufficientStats, rng: np.rand
             # u = L a for every level: one batched matmul (einsum took 0.39 s of egsingle's draws)
             out[g.name][block] = np.matmul(ag, np.swapaxes(L, -1, -2))
 
-    # each block has its own generator and its own rows of the output, so the draws do not
-    # depend on which thread ran which block; numpy releases the GIL in its array loops
-    generators = rng.spawn(len(blocks))
-    workers = min(len(blocks), os.cpu_count() or 1)
-    if workers > 1:
-        with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(draw_block, blocks, generators))
-    else:
-        for block, block_rng in zip(blocks, generators):
-            draw_block(block, block_rng)
+    in_blocks(chains * draws, step, rng, draw_block)
     drawn = {name: u.reshape(chains, draws, *u.shape[1:]) for name, u in out.items()}
     if integrated:
         drawn[names.FIXED] = beta.reshape(chains, draws, -1)
