@@ -344,6 +344,26 @@ def test_the_chain_kernel_equals_the_dense_approximation_and_its_gradient(family
             assert grad_sd[j] == pytest.approx(fd, rel=1e-5, abs=1e-6)
 
 
+@pytest.mark.parametrize("family, formula", CHAINS)
+def test_the_chain_kernel_returns_a_number_where_an_sd_or_beta_overflows(family, formula):
+    """Far out in the warm-up an SD underflows to 0 or overflows (exp(800) = inf) and
+    the linear predictor overflows: the kernel must return a value NUTS can reject (inf or
+    NaN), not raise. Compiled with Python's error model it raised ZeroDivisionError from
+    the sampler's thread, which killed the whole fit (grouseticks, 1 seed in 3 at
+    target_accept 0.8)."""
+    design = chain_model(family, formula, aggregate_rows=False).design
+    order = laplace_chain.chain(design)
+    arguments = laplace_chain.kernel_arguments(design, order)
+    beta, sds = np.full(design.X.shape[1], 0.1), np.full(len(design.groups), 0.5)
+    points = [(beta, np.where(np.arange(len(sds)) == j, extreme, sds))
+              for extreme in (0.0, np.exp(800.0)) for j in range(len(sds))]
+    points += [(np.where(np.arange(len(beta)) == j, 800.0, beta), sds) for j in range(len(beta))]
+    for b, s in points:
+        value, grad_beta, grad_sd, _ = laplace_chain.laplace_chain(
+            family == "poisson", b, s, *arguments)     # the steps may run out: no assert
+        assert np.ndim(value) == 0 and grad_sd.shape == sds.shape, (b, s)
+
+
 def test_the_chain_kernels_effect_draws_follow_the_approximations_gaussian():
     check_effect_draws(chain_model(*CHAINS[0], aggregate_rows=False).design)
 
