@@ -65,7 +65,8 @@ def _named(labels) -> str:
     return ", ".join(labels[:MAX_NAMED]) + (f" and {more} more" if more > 0 else "")
 
 
-def check(table: pd.DataFrame, sample_stats, groups: list[str]) -> Diagnostics:
+def check(table: pd.DataFrame, sample_stats, groups: list[str],
+          target_accept: float | None = None) -> Diagnostics:
     """Judge a fit from its parameter summary table and its sample_stats group."""
     diverging = sample_stats["diverging"].values
     divergences, n_draws = int(diverging.sum()), int(diverging.size)
@@ -81,8 +82,9 @@ def check(table: pd.DataFrame, sample_stats, groups: list[str]) -> Diagnostics:
                         "(draws=, chains=) before trusting intervals")
     if divergences:
         where = f" of {groups}" if groups else ""
+        higher = 0.95 if target_accept is None or target_accept < 0.95 else 0.99
         problems.append(f"{divergences} divergent transitions: the posterior geometry is hard; "
-                        f"raise target_accept (e.g. fit(target_accept=0.95)) or switch the "
+                        f"raise target_accept (e.g. fit(target_accept={higher})) or switch the "
                         f"parameterisation (centered=True/False) of the group effects{where}")
     low_bfmi = np.flatnonzero(bfmi < BFMI_MIN)
     if len(low_bfmi):

@@ -281,7 +281,8 @@ class Fit:
     @cached_property
     def _diagnostics(self) -> diag.Diagnostics:
         groups = [g.name for g in self.model.design.groups]
-        return diag.check(self._checked_table(), self._idata.sample_stats, groups)
+        return diag.check(self._checked_table(), self._idata.sample_stats, groups,
+                          self.settings.get("target_accept"))
 
     def diagnostics(self) -> diag.Diagnostics:
         """r_hat, ESS, divergences and E-BFMI with a pass/fail verdict."""

@@ -316,14 +316,15 @@ class Model:
 
     def fit(self, draws: int = 1000, tune: int = 1000, chains: int = 4, *,
             sampler: str = "nutpie", cores: int | None = None, random_seed: int | None = None,
-            progressbar: bool = True, target_accept: float = 0.95, warn: bool = True,
+            progressbar: bool = True, target_accept: float | None = None, warn: bool = True,
             route: str | None = None):
         """Sample the posterior with NUTS and return a `Fit`.
 
         ``target_accept`` defaults to 0.95 (as rstanarm does for hierarchical models) rather
-        than the usual 0.8: group-level posteriors change curvature with the SDs, and smaller
-        steps remove the occasional divergence (sleepstudy: 3 of 12 seeds had one divergence
-        at 0.8, none at 0.9; eight schools: 2-3 of 10 seeds at 0.9, none at 0.95).
+        than the usual 0.8 where group effects are sampled: their posteriors change curvature
+        with the SDs, and smaller steps remove the occasional divergence. Where the effects
+        are integrated out (``marginalized``) there is no such funnel, and the default is 0.9
+        (`sampling.target_accept` gives the measurements).
 
         Warns (`ConvergenceWarning`) when r_hat > 1.01, bulk ESS < 400, any divergence or
         E-BFMI < 0.3; ``fit.diagnostics()`` gives the details. ``route`` pins nutpie's compile
@@ -331,6 +332,11 @@ class Model:
         one taken with every other sampling setting.
         """
         sampling.check_sampler(sampler)
+        if target_accept is None:
+            target_accept = sampling.target_accept(self.marginalized)
+        elif not isinstance(target_accept, int | float) or not 0 < target_accept < 1:
+            raise SpecError(f"target_accept must be a number in (0, 1), but got "
+                            f"{target_accept!r}")
         for name, value in {"draws": draws, "tune": tune, "chains": chains}.items():
             if not isinstance(value, int) or value < (0 if name == "tune" else 1):
                 raise SpecError(f"{name} must be a positive integer, but got {value!r}")

@@ -29,7 +29,7 @@ value and the valid choices. The schema::
     tune = 1000
     chains = 4
     random_seed = 1
-    target_accept = 0.95
+    target_accept = 0.95              # 0.9 if the effects are integrated out
 
     [report]                          # optional; defaults shown
     pooling = true                    # complete / no / partial pooling (extra fits)
@@ -71,7 +71,7 @@ class SamplerSettings:
     tune: int = 1000
     chains: int = 4
     random_seed: int = 1
-    target_accept: float = 0.95
+    target_accept: float | None = None    # Model.fit's default: 0.9 or 0.95
 
     def fit_kwargs(self) -> dict[str, Any]:
         return {"sampler": self.name, "draws": self.draws, "tune": self.tune,
@@ -270,14 +270,14 @@ def _read_sampler(path: Path, values: dict) -> SamplerSettings:
     valid = ("name", "draws", "tune", "chains", "random_seed", "target_accept")
     r, d = _Reader(path, "sampler", values, valid), SamplerSettings()
     target = r.get("target_accept", (float, int), d.target_accept, what="a number in (0, 1)")
-    if not 0 < target < 1:
+    if target is not None and not 0 < target < 1:
         r.fail(f"target_accept must be in (0, 1), but got {target!r}")
     return SamplerSettings(name=r.get("name", (str,), d.name, choices=SAMPLERS),
                            draws=r.positive_int("draws", d.draws),
                            tune=r.positive_int("tune", d.tune, minimum=0),
                            chains=r.positive_int("chains", d.chains),
                            random_seed=r.positive_int("random_seed", d.random_seed, minimum=0),
-                           target_accept=float(target))
+                           target_accept=None if target is None else float(target))
 
 
 def display_path(path, start=None) -> str:

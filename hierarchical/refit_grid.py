@@ -100,7 +100,7 @@ def grid_points(grid: Mapping[str, Sequence[Prior]]) -> list[dict[str, Prior]]:
 def prior_grid(model, grid: Mapping[str, Sequence[Prior]], targets=None, *, draws: int = 1000,
                tune: int = 1000, chains: int = 4, random_seed: int = 1,
                workers: int | None = None, client=None, cores_per_fit: int | None = None,
-               target_accept: float = 0.95, prob: float | None = None,
+               target_accept: float | None = None, prob: float | None = None,
                progressbar: bool = True) -> pd.DataFrame:
     """Refit ``model`` at every combination of the ``grid`` priors; a tidy table of targets.
 

@@ -462,7 +462,8 @@ def _header(analysis) -> str:
             f"<p class='meta'>Model file <code>{html.escape(where)}</code> &middot; data: "
             f"{html.escape(mf.data_source)}, {design.n:,} rows, groups: {html.escape(groups)}"
             f"<br>Sampler {s.name}: {s.chains} chains x {s.draws} draws after {s.tune} tuning, "
-            f"seed {s.random_seed}, target_accept {s.target_accept} &middot; {timing}"
+            f"seed {s.random_seed}, target_accept {analysis.fit.settings['target_accept']} &middot; "
+            f"{timing}"
             f"<br>Made {stamp} with "
             + ", ".join(f"{k} {v}" for k, v in versions().items()) + "</p>")
 

@@ -11,12 +11,15 @@ from hierarchical.exceptions import SamplerError
 SMALL = dict(draws=500, tune=500, chains=2, progressbar=False)
 
 
-@pytest.fixture(scope="module")
-def small_model():
+def small_frame() -> pd.DataFrame:
     rng = np.random.default_rng(9)
     g = np.repeat(np.arange(12), 10)
-    frame = pd.DataFrame({"y": 2 + rng.normal(0, 0.8, 12)[g] + rng.normal(size=g.size), "g": g})
-    return hier.Model("y ~ 1 + (1 | g)", frame)
+    return pd.DataFrame({"y": 2 + rng.normal(0, 0.8, 12)[g] + rng.normal(size=g.size), "g": g})
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    return hier.Model("y ~ 1 + (1 | g)", small_frame())
 
 
 # numpyro (JAX) is an optional back-end: its checks run in the interop environment
@@ -76,7 +79,21 @@ def test_unknown_sampler(small_model):
         small_model.fit(sampler="stan")
 
 
-@pytest.mark.parametrize("argument, value", [("draws", 0), ("chains", -1), ("tune", 1.5)])
+@pytest.mark.integration
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_the_default_target_accept_follows_whether_effects_are_sampled(small_model, fits,
+                                                                       sampler):
+    """0.9 where the effects are integrated out (no funnel), 0.95 where they are sampled;
+    the fit records the value every back-end ran with."""
+    assert small_model.marginalized and fits(sampler)[0].settings["target_accept"] == 0.9
+    sampled = hier.Model("y ~ 1 + (1 | g)", small_frame(), marginalize=False)
+    fit = sampled.fit(sampler=sampler, random_seed=1, warn=False, draws=20, tune=20, chains=1,
+                      progressbar=False)
+    assert fit.settings["target_accept"] == 0.95
+
+
+@pytest.mark.parametrize("argument, value", [("draws", 0), ("chains", -1), ("tune", 1.5),
+                                             ("target_accept", 1.0), ("target_accept", "high")])
 def test_bad_sampling_arguments(small_model, argument, value):
     with pytest.raises(hier.exceptions.SpecError, match=f"{argument} must be"):
         small_model.fit(**{argument: value})
