@@ -33,7 +33,8 @@ def target_accept(integrated: bool) -> float:
     the posterior of the SDs and fixed effects has no funnel, and the smaller target costs
     20-30 % fewer gradients per draw (the lme4 bank's 15 marginalised examples, 3 seeds
     each: no divergence at 0.9; at 0.8 Assay, whose 2-level Block SD reaches into its
-    half-normal prior's steep tail, had 3-8 per fit and cbpp_obs 2 on one seed).
+    half-normal prior's steep tail, had 3-8 per fit and cbpp_obs 2 on one seed;
+    ``benchmarks/target_accept.py``).
     """
     return INTEGRATED_EFFECTS_TARGET_ACCEPT if integrated else SAMPLED_EFFECTS_TARGET_ACCEPT
 
