@@ -107,6 +107,9 @@ def kernel_arguments(design: Design, order: list[int]) -> tuple:
 
 
 # --- the kernel ----------------------------------------------------------------------------
+# Every function compiles with numpy's error model: a division by zero far out in the
+# warm-up (an SD of 0 or inf) gives inf or NaN, which NUTS rejects; Python's model raised
+# ZeroDivisionError in the sampler's thread and killed the fit.
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
 def _row(poisson, with_f, y, n, w, eta):

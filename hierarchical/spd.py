@@ -32,6 +32,9 @@ from pytensor.link.numba.dispatch import basic as numba_basic
 
 from .jax_dispatch import register_jax
 
+# numpy's error model: a division by zero gives inf or NaN (rejected by NUTS) instead of
+# raising in the sampler's thread (laplace_chain.py)
+
 
 @numba.njit(cache=True, error_model="numpy")
 def _cholesky(A):
