@@ -31,7 +31,6 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import numba
 import numpy as np
 import pytensor.tensor as pt
 from pytensor.gradient import DisconnectedType, disconnected_type
@@ -40,6 +39,7 @@ from pytensor.graph.op import Op
 from pytensor.link.numba.dispatch import basic as numba_basic
 
 from .design import Design, parents
+from .kernels import kernel
 
 # Newton's method stops when no whitened effect moves by more than this (convergence is
 # quadratic near the mode, so the value is then exact to rounding), or after MAX_STEPS
@@ -106,12 +106,9 @@ def kernel_arguments(design: Design, order: list[int]) -> tuple:
             arrays["rows"], arrays["segments"], arrays["ancestors"], arrays["starts"])
 
 
-# --- the kernel ----------------------------------------------------------------------------
-# Every function compiles with numpy's error model: a division by zero far out in the
-# warm-up (an SD of 0 or inf) gives inf or NaN, which NUTS rejects; Python's model raised
-# ZeroDivisionError in the sampler's thread and killed the fit.
+# --- the kernel (every function compiled by kernels.kernel: cached, numpy's error model) ---
 
-@numba.njit(cache=True, inline="always", error_model="numpy")
+@kernel(inline="always")
 def _row(poisson, with_f, y, n, w, eta):
     """Log likelihood (up to a constant; 0 unless ``with_f``: a logit's costs a log1p),
     score, W and dW/deta of one row, times its weight."""
@@ -130,7 +127,7 @@ def _row(poisson, with_f, y, n, w, eta):
     return w * (y * eta - n * softplus), w * (y - n * p), w * n * q, w * n * q * (1.0 - 2.0 * p)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@kernel
 def _factor(Hd, Ho, ancestors):
     """LDL' in place, deepest levels first: Hd becomes D, Ho the multipliers."""
     for j in range(Hd.shape[0]):
@@ -151,7 +148,7 @@ def _factor(Hd, Ho, ancestors):
                 Ho[at, u - t - 1] -= lt * Ho[j, u] * dj
 
 
-@numba.njit(cache=True, error_model="numpy")
+@kernel
 def _backward(Hd, Ho, ancestors, b):
     """b := L'^-1 b, H = L D L' (Hd holding D, Ho L's multipliers)."""
     for j in range(Hd.shape[0] - 1, -1, -1):
@@ -162,7 +159,7 @@ def _backward(Hd, Ho, ancestors, b):
             b[j] -= Ho[j, t] * b[at]
 
 
-@numba.njit(cache=True, error_model="numpy")
+@kernel
 def _solve(Hd, Ho, ancestors, b):
     """b := H^-1 b from the factor."""
     for j in range(Hd.shape[0]):
@@ -175,7 +172,7 @@ def _solve(Hd, Ho, ancestors, b):
     _backward(Hd, Ho, ancestors, b)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@kernel
 def _selected_inverse(Hd, Ho, ancestors, Sd, So):
     """The diagonal Sd and ancestor entries So of H^-1 (Takahashi's recursion)."""
     T = ancestors.shape[1]
@@ -204,7 +201,7 @@ def _selected_inverse(Hd, Ho, ancestors, Sd, So):
         Sd[j] = diagonal
 
 
-@numba.njit(cache=True, error_model="numpy")
+@kernel
 def _down(ancestors, lam, x, out):
     """out[j] := lam_j x_j + out[parent of j]: the sum over j's chain (itself and its
     ancestors), for every level, the root first. With x = a it is Z Lambda a of j's rows."""
@@ -214,7 +211,7 @@ def _down(ancestors, lam, x, out):
             out[j] += out[ancestors[j, 0]]
 
 
-@numba.njit(cache=True, error_model="numpy")
+@kernel
 def _up(ancestors, x):
     """x[j] := the sum of x over j's subtree, the deepest levels first: given sums over
     each deepest level's rows, the sum over every level's rows (Z' x)."""
@@ -223,7 +220,7 @@ def _up(ancestors, x):
             x[ancestors[j, 0]] += x[j]
 
 
-@numba.njit(cache=True, error_model="numpy")
+@kernel
 def _newton_pass(poisson, start, with_f, y, n, w, eta_fixed, rows, segments, ancestors, lam,
                  a, s, W, dW, U, S, T):
     """One pass over the rows at the effects a: score s, W and dW per row, and the sums of
@@ -262,7 +259,7 @@ def _newton_pass(poisson, start, with_f, y, n, w, eta_fixed, rows, segments, anc
     return total
 
 
-@numba.njit(cache=True, error_model="numpy")
+@kernel
 def _precision(ancestors, lam, S, T, Hd, Ho, b):
     """H = I + Lambda' Z' W Z Lambda and b = Lambda' Z' t from the sums over each level's
     rows: a level's rows are all its ancestors' rows, so Z'WZ between a level and an
@@ -277,7 +274,7 @@ def _precision(ancestors, lam, S, T, Hd, Ho, b):
             Ho[j, t] = lam[j] * lam[at] * S[j]
 
 
-@numba.njit(cache=True, error_model="numpy")
+@kernel
 def _linear(X, beta, offset):
     """X beta + offset, in loops: BLAS's sums can take another order by the arrays'
     alignment, and the same seed must give the same draws."""
@@ -288,7 +285,7 @@ def _linear(X, beta, offset):
     return eta
 
 
-@numba.njit(cache=True, error_model="numpy")
+@kernel
 def _per_level(sd, starts):
     """Each level's factor's sd."""
     lam = np.empty(starts[-1])
@@ -297,7 +294,7 @@ def _per_level(sd, starts):
     return lam
 
 
-@numba.njit(cache=True, error_model="numpy")
+@kernel
 def _mode(poisson, lam, y, n, w, eta_fixed, rows, segments, ancestors, s, W, dW, Hd, Ho):
     """Newton's method on f(a) from glm()'s start: the mode a, f there and the steps taken
     (more than MAX_STEPS: not converged). Leaves the rows' s, W and dW at the mode, and H
@@ -339,7 +336,7 @@ def _mode(poisson, lam, y, n, w, eta_fixed, rows, segments, ancestors, s, W, dW,
     return a, f, steps
 
 
-@numba.njit(cache=True, error_model="numpy")
+@kernel
 def laplace_chain(poisson, beta, sd, y, n, w, offset, X, rows, segments, ancestors, starts):
     """The Laplace log likelihood of a nesting chain, its gradient in beta and in each
     factor's sd, and the Newton steps taken (more than MAX_STEPS: not converged)."""
@@ -398,7 +395,7 @@ def laplace_chain(poisson, beta, sd, y, n, w, offset, X, rows, segments, ancesto
     return value, grad_beta, grad_sd, steps
 
 
-@numba.njit(cache=True, error_model="numpy")
+@kernel
 def chain_effects(poisson, beta, sd, y, n, w, offset, X, rows, segments, ancestors, starts,
                   normals):
     """Effects drawn from the approximation's Gaussian N(a*, H^-1), one draw per row of

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import numba
 import numpy as np
 import pytensor.tensor as pt
 from pytensor.gradient import DisconnectedType
@@ -31,12 +30,10 @@ from pytensor.graph.op import Op
 from pytensor.link.numba.dispatch import basic as numba_basic
 
 from .jax_dispatch import register_jax
-
-# numpy's error model: a division by zero gives inf or NaN (rejected by NUTS) instead of
-# raising in the sampler's thread (laplace_chain.py)
+from .kernels import kernel
 
 
-@numba.njit(cache=True, error_model="numpy")
+@kernel
 def _cholesky(A):
     """The lower Cholesky factor of (A + A') / 2, A SPD (NaN where it is not: the log
     density is then NaN, which NUTS rejects). Reading both triangles makes the value a
@@ -56,7 +53,7 @@ def _cholesky(A):
     return F
 
 
-@numba.njit(cache=True, error_model="numpy")
+@kernel
 def _solve(F, B):
     """(F F')^-1 B for a lower-triangular F and a matrix B."""
     n, m = B.shape
@@ -75,7 +72,7 @@ def _solve(F, B):
     return X
 
 
-@numba.njit(cache=True, error_model="numpy")
+@kernel
 def logdet_and_gram(S, V):
     """Sum over blocks of log det S_c and V_c' S_c^-1 V_c, with S^-1 and X = S^-1 V per
     block (what the gradient reads). S: (blocks, n, n); V: (blocks, n, m)."""
@@ -100,7 +97,7 @@ def logdet_and_gram(S, V):
     return logdet, G, Sinv, X
 
 
-@numba.njit(cache=True, error_model="numpy")
+@kernel
 def gram_gradient(g, Gbar, Sinv, X):
     """The pullback (module docstring), symmetrised as the value is (`_cholesky`): with
     H = (Gbar + Gbar') / 2, Sbar = g S^-1 - X H X' and Vbar = 2 X H."""
