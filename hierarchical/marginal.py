@@ -291,7 +291,14 @@ def _scatter_numpy(size: int, index, values):
 
 def _dense_gram_numpy(S, v, size: int):
     """log det S (summed over components) and the Gram matrix v_a' S^-1 v_b of the columns
-    of v (columns, ..., components, size), batched over the leading axes of S."""
+    of v (columns, ..., components, size), batched over the leading axes of S: entry-wise up
+    to UNROLLED effects per component (LAPACK's per-matrix overhead on 4,000 draws x 131
+    1 x 1 blocks took 0.6 s of Chem97's effect draws)."""
+    if size <= UNROLLED:
+        F = _cholesky(NUMPY, [[S[..., i, j] for j in range(size)] for i in range(size)], size)
+        z = _forward(F, [v[..., i] for i in range(size)], size)
+        logdet = 2 * sum(np.log(F[a][a]).sum(axis=-1) for a in range(size))
+        return logdet, sum(NUMPY.gram(za) for za in z)
     F = np.linalg.cholesky(S)
     logdet = 2 * np.log(np.diagonal(F, axis1=-2, axis2=-1)).sum(axis=(-2, -1))
     z = np.linalg.solve(F, v[..., None])[..., 0]
@@ -299,7 +306,15 @@ def _dense_gram_numpy(S, v, size: int):
 
 
 def _dense_solve_numpy(S, v, size: int, noise=None):
-    """S^-1 v per component (plus S^-1/2 noise), batched over leading axes."""
+    """S^-1 v per component (plus S^-1/2 noise), batched over leading axes; entry-wise up to
+    UNROLLED effects (see `_dense_gram_numpy`)."""
+    if size <= UNROLLED:
+        F = _cholesky(NUMPY, [[S[..., i, j] for j in range(size)] for i in range(size)], size)
+        z = _forward(F, [v[..., i] for i in range(size)], size)
+        if noise is not None:
+            e = noise(np.broadcast_shapes(S.shape[:-1], v.shape))
+            z = [z[i] + e[..., i] for i in range(size)]
+        return np.stack(_backward(F, z, size), axis=-1)
     F = np.linalg.cholesky(S)
     z = np.linalg.solve(F, v[..., None])[..., 0]
     if noise is not None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import math
 import os
 import threading
 import time
@@ -191,10 +192,11 @@ class FlatFunctions:
     parallel: bool = False                # the callback's chains share threads: the GIL-free copy
 
     def split(self, x: np.ndarray) -> list[np.ndarray]:
-        """The flat vector as the value variables (views)."""
+        """The flat vector as the value variables (views). Runs once per kept draw in the
+        sampler's thread, holding the GIL: math.prod, not np.prod (0.5 s of Chem97's fit)."""
         out, start = [], 0
         for shape in self.shapes:
-            size = int(np.prod(shape))
+            size = math.prod(shape)
             out.append(x[start:start + size].reshape(shape))
             start += size
         return out

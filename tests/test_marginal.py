@@ -373,3 +373,25 @@ def test_effect_draws_do_not_depend_on_how_many_threads_draw_them(monkeypatch):
     assert one.keys() == four.keys() and len(one) == len(design.groups) + 1
     for name in one:
         np.testing.assert_array_equal(one[name], four[name])
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4])
+def test_dense_blocks_of_the_draws_equal_lapack(size):
+    """The draws' dense solves (entry-wise up to UNROLLED effects, LAPACK above) against
+    numpy's Cholesky and solves, on a batch of random SPD blocks with two right-hand sides;
+    the noise enters through one call of the batch's shape, so the draws' random stream is
+    the same on both paths."""
+    rng = np.random.default_rng(size)
+    A = rng.normal(size=(5, 3, size, size))
+    S = A @ np.swapaxes(A, -1, -2) + size * np.eye(size)        # (draws, components, k, k)
+    v = rng.normal(size=(2, 5, 3, size))                          # (columns, draws, ...)
+    F = np.linalg.cholesky(S)
+    z = np.linalg.solve(F, v[..., None])[..., 0]
+    logdet, Q = marginal._dense_gram_numpy(S, v, size)
+    assert logdet == pytest.approx(np.linalg.slogdet(S)[1].sum(axis=-1), rel=1e-12)
+    assert Q == pytest.approx(np.einsum("a...ij,b...ij->...ab", z, z), rel=1e-10)
+    e = rng.normal(size=(5, 3, size))
+    expected = np.linalg.solve(np.swapaxes(F, -1, -2),
+                               (np.linalg.solve(F, v[0][..., None])[..., 0] + e)[..., None])[..., 0]
+    drawn = marginal._dense_solve_numpy(S, v[0], size, noise=lambda shape: e.reshape(shape))
+    assert drawn == pytest.approx(expected, rel=1e-10)
