@@ -395,3 +395,48 @@ def test_dense_blocks_of_the_draws_equal_lapack(size):
                                (np.linalg.solve(F, v[0][..., None])[..., 0] + e)[..., None])[..., 0]
     drawn = marginal._dense_solve_numpy(S, v[0], size, noise=lambda shape: e.reshape(shape))
     assert drawn == pytest.approx(expected, rel=1e-10)
+
+
+def test_components_pack_into_blocks_as_large_as_the_largest():
+    """First fit, largest first: sizes 3, 1, 2, 1, 1 -> blocks {3}, {2, 1}, {1, 1}."""
+    assert marginal.pack(np.array([3, 1, 2, 1, 1])).tolist() == [0, 1, 1, 2, 2]
+
+
+def unequal_components(seed: int = 3) -> pd.DataFrame:
+    """b (10 levels, eliminated) crossed with c: c0-c2 joined through b0-b4, then c3, c4 and c5
+    each alone (b5-b9): components of 3, 1, 1 and 1 levels of c."""
+    rng = np.random.default_rng(seed)
+    cells = [(b, c) for b in range(5) for c in range(3)] + [(5, 3), (6, 3), (7, 4), (8, 5), (9, 5)]
+    rows = [cell for cell in cells for _ in range(rng.integers(1, 4))]
+    frame = pd.DataFrame(rows, columns=["b", "c"]).astype(str)
+    frame["x"] = rng.normal(size=len(frame))
+    frame["y"] = frame["x"] + rng.normal(size=len(frame))
+    return frame
+
+
+def test_unequal_components_share_dense_blocks_exactly():
+    """The three single-level components share one block with room for three: 2 blocks, not
+    4; the likelihood is still the dense multivariate normal's, and the draws the exact
+    conditional's."""
+    import xarray as xr
+
+    design = hier.Model("y ~ x + (1 | b) + (1 | c)", unequal_components()).design
+    plan = marginal.layout(design)
+    assert (design.groups[plan.eliminated].name, plan.components, plan.size) == ("b", 2, 3)
+    logp = marginal_loglik_function(design)
+    rng = np.random.default_rng(6)
+    beta, sigma = np.array([0.2, 0.9]), 0.7
+    Ls = [np.array([[rng.uniform(0.3, 1.5)]]) for _ in design.groups]
+    assert logp(beta, *Ls, sigma) == pytest.approx(dense_loglik(design, beta, Ls, sigma), rel=1e-10)
+    st = marginal.sufficient_stats(design)
+    n = 20000
+    posterior = {"beta": _draws(np.broadcast_to(beta, (1, n, 2)), ("chain", "draw", "fixed_term")),
+                 "sigma": _draws(np.full((1, n), sigma), ("chain", "draw"))}
+    for g, L in zip(design.groups, Ls):
+        posterior[f"{g.name}_sd"] = _draws(np.full((1, n, 1), L[0, 0]), ("chain", "draw", f"{g.name}_term"))
+    u = marginal.draw_effects(xr.Dataset(posterior), design, st, np.random.default_rng(0))
+    Z, Sigma = _dense_covariance(design, Ls, sigma)
+    cov = np.linalg.inv(np.linalg.inv(Sigma) + Z.T @ Z / sigma ** 2)
+    mean = cov @ Z.T @ (design.y - design.X @ beta) / sigma ** 2
+    assert_gaussian_draws(np.hstack([u[g.name][0].reshape(n, -1) for g in design.groups]),
+                          mean, cov)
