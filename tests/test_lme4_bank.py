@@ -185,6 +185,50 @@ def test_marginal_likelihood_equals_the_dense_multivariate_normal(example):
                                                        rel=1e-10)
 
 
+def _loglik_functions(design, stats):
+    """The sampled-beta and the integrated-beta marginal log likelihoods from ``stats``."""
+    import pytensor
+    import pytensor.tensor as pt
+
+    p = design.X.shape[1]
+    beta, sigma = pt.vector("beta"), pt.scalar("sigma")
+    mu, tau = pt.tensor("mu", shape=(p,)), pt.tensor("tau", shape=(p,))
+    Ls = [pt.matrix(f"L{i}") for i in range(len(design.groups))]
+    return (pytensor.function([beta, *Ls, sigma], marginal.marginal_loglik(stats, beta, Ls, sigma),
+                              mode="FAST_COMPILE"),
+            pytensor.function([mu, tau, *Ls, sigma],
+                              marginal.integrated_loglik(stats, mu, tau, Ls, sigma),
+                              mode="FAST_COMPILE"))
+
+
+@pytest.mark.parametrize("example", [e for e in GAUSSIAN if e != "oxboys"])
+def test_merged_levels_give_the_same_likelihood(example):
+    """The graph's statistics, the eliminated factor's levels merged into classes
+    (`marginal.compress`), against every level, both likelihoods, at random points
+    (relative 1e-10); the class counts that make the gradient cheaper are pinned."""
+    design = built(example).design
+    full = marginal.sufficient_stats(design)
+    merged = marginal.compress(full)
+    expected = {"egsingle": (1721, 374), "chem97": (2410, 1455), "penicillin": (24, 1),
+                "pastes": (30, 10)}
+    if example in expected:
+        assert (len(full.ZtZ), len(merged.ZtZ)) == expected[example]
+    (f_full, g_full), (f_merged, g_merged) = (_loglik_functions(design, full),
+                                              _loglik_functions(design, merged))
+    rng = np.random.default_rng(11)
+    p = design.X.shape[1]
+    for _ in range(2):
+        Ls = []
+        for g in design.groups:
+            A = rng.normal(size=(len(g.term_names),) * 2)
+            Ls.append(np.linalg.cholesky(A @ A.T + 0.5 * np.eye(len(A))))
+        beta, mu = rng.normal(size=p), rng.normal(size=p)
+        tau, sigma = rng.uniform(0.5, 3, p), rng.uniform(0.5, 2)
+        assert f_merged(beta, *Ls, sigma) == pytest.approx(f_full(beta, *Ls, sigma), rel=1e-10)
+        assert g_merged(mu, tau, *Ls, sigma) == pytest.approx(g_full(mu, tau, *Ls, sigma),
+                                                              rel=1e-10)
+
+
 # --- slow tier: real fits against lme4 -------------------------------------------------------
 # (the default tier fits nested and crossed Gaussian designs through the same marginal path in
 # test_recovery and test_pooling, and must stay within 10 minutes from a fresh clone)
