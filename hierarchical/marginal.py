@@ -273,16 +273,22 @@ def sufficient_stats(design: Design) -> SufficientStats:
     J_E = len(groups[E].levels)
     for i in plan.rest:
         for j in plan.rest:
-            a = _incidence(cross[i].row, np.arange(len(cross[i].row)), (J_E, len(cross[i].row)))
-            b = _incidence(cross[j].row, np.arange(len(cross[j].row)), (J_E, len(cross[j].row)))
-            pairs = (a.T @ b).tocoo()
-            left, right = pairs.row.astype(np.int64), pairs.col.astype(np.int64)
-            triples[i, j] = Triples(left, right, cross[i].col[left], cross[j].col[right] % size,
-                                    _is_range(left) and _is_range(right))
+            triples[i, j] = _triples(cross[i], cross[j], J_E, size)
     return SufficientStats(n=np.asarray(w.sum()), k=[g.Z.shape[1] for g in groups],
                            XtX=X.T @ (w[:, None] * X), Xty=X.T @ (w * y), yty=np.asarray(w @ (y * y)), ZtX=ZtX, Zty=Zty, ZtZ=ZtZ,
                            slot=plan.slot, within=within, cross=cross, triples=triples,
                            layout=plan)
+
+
+def _triples(left: Pairs, right: Pairs, levels: int, size: int, multiplicity=None) -> Triples:
+    """The pairs of ``left``'s and ``right``'s cross blocks that meet in the same eliminated
+    level (or class: then weighted by the levels it stands for)."""
+    a = _incidence(left.row, np.arange(len(left.row)), (levels, len(left.row)))
+    b = _incidence(right.row, np.arange(len(right.row)), (levels, len(right.row)))
+    found = (a.T @ b).tocoo()
+    i, j = found.row.astype(np.int64), found.col.astype(np.int64)
+    return Triples(i, j, left.col[i], right.col[j] % size, _is_range(i) and _is_range(j),
+                   None if multiplicity is None else multiplicity[left.row[i]])
 
 
 def compress(stats: SufficientStats) -> SufficientStats:
@@ -318,15 +324,8 @@ def compress(stats: SufficientStats) -> SufficientStats:
         row = label[pairs.row[keep]]
         cross[g] = Pairs(pairs.ZtZ[keep], row, pairs.col[keep], _is_range(row))
     multiplicity = np.bincount(label, minlength=C).astype(float)
-    triples = {}
-    for (i, j), old in stats.triples.items():
-        a_i = _incidence(cross[i].row, np.arange(len(cross[i].row)), (C, len(cross[i].row)))
-        a_j = _incidence(cross[j].row, np.arange(len(cross[j].row)), (C, len(cross[j].row)))
-        found = (a_i.T @ a_j).tocoo()
-        left, right = found.row.astype(np.int64), found.col.astype(np.int64)
-        triples[i, j] = Triples(left, right, cross[i].col[left], cross[j].col[right] % plan.size,
-                                _is_range(left) and _is_range(right),
-                                multiplicity[cross[i].row[left]])
+    triples = {(i, j): _triples(cross[i], cross[j], C, plan.size, multiplicity)
+               for i, j in stats.triples}
     return replace(stats, ZtZ=stats.ZtZ[first],
                    Zty=[member @ v if g == E else v for g, v in enumerate(stats.Zty)],
                    ZtX=[(member @ v.reshape(J, -1)).reshape(C, *v.shape[1:]) if g == E else v
@@ -376,14 +375,21 @@ def _scatter_numpy(size: int, index, values):
     return out.reshape(*batch, size)
 
 
+def _entrywise(ops, S, v, size: int):
+    """The Cholesky factor F of each small block of S (entry by entry, as lists of arrays)
+    and z = F^-1 v, v's last axis the block's effects: the dense solves' path up to UNROLLED
+    effects, in numpy (draws) and in the graph."""
+    F = _cholesky(ops, [[S[..., i, j] for j in range(size)] for i in range(size)], size)
+    return F, _forward(F, [v[..., i] for i in range(size)], size)
+
+
 def _dense_gram_numpy(S, v, size: int):
     """log det S (summed over components) and the Gram matrix v_a' S^-1 v_b of the columns
     of v (columns, ..., components, size), batched over the leading axes of S: entry-wise up
     to UNROLLED effects per component (LAPACK's per-matrix overhead on 4,000 draws x 131
     1 x 1 blocks took 0.6 s of Chem97's effect draws)."""
     if size <= UNROLLED:
-        F = _cholesky(NUMPY, [[S[..., i, j] for j in range(size)] for i in range(size)], size)
-        z = _forward(F, [v[..., i] for i in range(size)], size)
+        F, z = _entrywise(NUMPY, S, v, size)
         logdet = 2 * sum(np.log(F[a][a]).sum(axis=-1) for a in range(size))
         return logdet, sum(NUMPY.gram(za) for za in z)
     F = np.linalg.cholesky(S)
@@ -396,8 +402,7 @@ def _dense_solve_numpy(S, v, size: int, noise=None):
     """S^-1 v per component (plus S^-1/2 noise), batched over leading axes; entry-wise up to
     UNROLLED effects (see `_dense_gram_numpy`)."""
     if size <= UNROLLED:
-        F = _cholesky(NUMPY, [[S[..., i, j] for j in range(size)] for i in range(size)], size)
-        z = _forward(F, [v[..., i] for i in range(size)], size)
+        F, z = _entrywise(NUMPY, S, v, size)
         if noise is not None:
             e = noise(np.broadcast_shapes(S.shape[:-1], v.shape))
             z = [z[i] + e[..., i] for i in range(size)]
@@ -412,9 +417,8 @@ def _dense_solve_numpy(S, v, size: int, noise=None):
 def _dense_solve_pytensor(S, v, size: int, noise=None):
     """S^-1 v per component (PyTensor, no batch axes): entry-wise up to UNROLLED effects."""
     if size <= UNROLLED:
-        F = _cholesky(PYTENSOR, [[S[:, i, j] for j in range(size)] for i in range(size)], size)
-        return pt.stack(_backward(F, _forward(F, [v[:, i] for i in range(size)], size), size),
-                        axis=-1)
+        F, z = _entrywise(PYTENSOR, S, v, size)
+        return pt.stack(_backward(F, z, size), axis=-1)
     F = pt.linalg.cholesky(S)
     z = pt.linalg.solve_triangular(F, v[:, :, None], lower=True)
     return pt.linalg.solve_triangular(F.transpose(0, 2, 1), z, lower=False)[:, :, 0]
@@ -425,8 +429,7 @@ def _dense_gram_pytensor(S, v, size: int):
     (PyTensor, v: (columns, components, size)): entry-wise up to UNROLLED effects per
     component, else one kernel (``spd.py``: no LAPACK to compile)."""
     if size <= UNROLLED:
-        F = _cholesky(PYTENSOR, [[S[:, i, j] for j in range(size)] for i in range(size)], size)
-        z = _forward(F, [v[..., i] for i in range(size)], size)
+        F, z = _entrywise(PYTENSOR, S, v, size)
         logdet = 2 * sum(pt.log(F[a][a]).sum() for a in range(size))
         return logdet, sum(PYTENSOR.gram(za) for za in z)
     return spd.logdet_gram(S, v.transpose(1, 2, 0))
@@ -552,9 +555,8 @@ def eliminate(ops, stats: SufficientStats, beta, Ls: list, sigma) -> Eliminated:
     M, wE = _eliminated_system(stats, beta, LE, sigma2, ops)
     F = _cholesky(ops, M, kE)
     y = _forward(F, wE, kE)
-    B = None if stats.classes is None else _class_quadratic_form(F, LE, kE, sigma2)
     if not plan.rest:
-        return Eliminated(F, y, {}, B=B)
+        return Eliminated(F, y, {})
     size, count = plan.size, plan.components
     S_index, S_values, v_index, v_values = [], [], [], []
     for (g, h), pairs in stats.within.items():
@@ -588,6 +590,7 @@ def eliminate(ops, stats: SufficientStats, beta, Ls: list, sigma) -> Eliminated:
     S = ops.scatter(count * size * size, ops.concat(S_index, axis=0),
                     ops.concat(S_values, axis=-1))
     v = ops.scatter(count * size, ops.concat(v_index, axis=0), ops.concat(v_values, axis=-1))
+    B = None if stats.classes is None else _class_quadratic_form(F, LE, kE, sigma2)
     return Eliminated(F, y, G, ops.unflatten(S, (count, size, size)) + np.eye(size),
                       ops.unflatten(v, (count, size)), B)
 
@@ -609,10 +612,9 @@ def _class_gram(stats: SufficientStats, B):
                for s in range(k) for t in range(k))
 
 
-def _eliminated_logdet(stats: SufficientStats, F, k: int):
-    """log det M_EE: twice the log diagonal of its factor, each class counted per level."""
-    if stats.classes is None:
-        return 2 * sum(pt.log(F[a][a]).sum() for a in range(k))
+def _class_logdet(stats: SufficientStats, F, k: int):
+    """log det M_EE from the classes' factors: twice their log diagonal, each class counted
+    once per level it stands for."""
     return 2 * sum((stats.classes.multiplicity * pt.log(F[a][a])).sum() for a in range(k))
 
 
@@ -650,7 +652,7 @@ def marginal_loglik(stats: SufficientStats, beta, Ls: list, sigma):
             logdet, quad = _logdet_and_quadratic(parts.F, parts.y, kE)
         else:             # the moments hold y and X's columns: r = (1, -beta) weighs them
             r = pt.concatenate([pt.ones((1,)), -beta])
-            logdet = _eliminated_logdet(stats, parts.F, kE)
+            logdet = _class_logdet(stats, parts.F, kE)
             quad = (_class_gram(stats, parts.B) * r[:, None] * r[None, :]).sum()
         dense_logdet, dense_quad = _dense_logdet_and_quadratic(parts.S, parts.v,
                                                                stats.layout.size)
@@ -671,7 +673,7 @@ def _logdet_and_gram(ops, stats: SufficientStats, parts: Eliminated):
         logdet = 2 * sum(ops.log(parts.F[a][a]).sum(axis=-1) for a in range(kE))
         Q = sum(ops.gram(yc) for yc in parts.y)
     else:                                                 # the graph only (no batch axes)
-        logdet, Q = _eliminated_logdet(stats, parts.F, kE), _class_gram(stats, parts.B)
+        logdet, Q = _class_logdet(stats, parts.F, kE), _class_gram(stats, parts.B)
     if parts.S is not None:
         dense_logdet, dense_Q = ops.dense_gram(parts.S, parts.v, stats.layout.size)
         logdet, Q = logdet + dense_logdet, Q + dense_Q
